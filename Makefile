@@ -1,0 +1,72 @@
+# ngx_http_reductrai_module
+#
+#   make            build objs/ngx_http_reductrai_module.so and objs/reductrai
+#   make run        install what is missing, build, run conf/demo.conf
+#   make test       install what is missing, build, run the test suite
+#   make asan       the module built with AddressSanitizer (objs/asan/)
+#   make test-asan  the test suite against the ASan build
+#
+# NGINX_SRC defaults to Debian's nginx-dev tree; an nginx.org tree works
+# too (it is configured --with-compat).
+
+NGINX_SRC   ?= /usr/share/nginx/src
+NGINX       ?= /usr/sbin/nginx
+CC          ?= cc
+BUILD       := build
+OBJS        := objs
+
+CORE_DIR    := ngx_http_reductrai_module/core
+CORE_SRCS   := $(wildcard $(CORE_DIR)/*.c)
+CORE_HDRS   := $(wildcard $(CORE_DIR)/*.h)
+MODULE_SRCS := $(wildcard ngx_http_reductrai_module/*.c \
+                          ngx_http_reductrai_module/*.h) $(CORE_SRCS) \
+               $(CORE_HDRS) config
+CORE_LIBS   := -lzstd -lcurl -ljansson -lz -lcrypto -lpthread
+CORE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
+               -Wno-unused-parameter -I$(CORE_DIR)
+
+UNIT_SRCS   := $(wildcard t/unit/test_*.c)
+UNIT_BINS   := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
+
+ASAN_FLAGS  := -fsanitize=address -fno-omit-frame-pointer
+
+.PHONY: all module unit asan deps run test test-asan clean
+
+all: module
+
+module: $(OBJS)/ngx_http_reductrai_module.so
+
+$(OBJS)/ngx_http_reductrai_module.so: $(MODULE_SRCS)
+	tools/deps.sh build
+	tools/build-module.sh $(NGINX_SRC) $(BUILD)/nginx $(OBJS)
+
+asan: $(OBJS)/asan/ngx_http_reductrai_module.so
+
+$(OBJS)/asan/ngx_http_reductrai_module.so: $(MODULE_SRCS)
+	tools/deps.sh build
+	tools/build-module.sh $(NGINX_SRC) $(BUILD)/nginx-asan $(OBJS)/asan \
+	    "$(ASAN_FLAGS)" "$(ASAN_FLAGS)"
+
+unit: $(UNIT_BINS)
+
+$(OBJS)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
+	@mkdir -p $(OBJS)/unit
+	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
+
+run:
+	tools/deps.sh run
+	$(MAKE) module
+	tools/run-demo.sh $(NGINX)
+
+test:
+	tools/deps.sh test
+	$(MAKE) module unit
+	prove -r t/
+
+test-asan:
+	tools/deps.sh test
+	$(MAKE) asan unit
+	TEST_NGINX_ASAN=1 prove -r t/
+
+clean:
+	rm -rf $(OBJS) $(BUILD)

@@ -1,0 +1,197 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ */
+
+
+#include "ngx_http_reductrai_core.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+static int ngx_http_reductrai_digits(const u_char *p, size_t n, int *value);
+
+
+int
+ngx_http_reductrai_buf_reserve(ngx_http_reductrai_buf_t *b, size_t size)
+{
+    size_t   cap;
+    u_char  *p;
+
+    if (b->len + size <= b->cap) {
+        return NGX_HTTP_REDUCTRAI_OK;
+    }
+
+    if (b->len + size < b->len) {
+        errno = ENOMEM;
+        return NGX_HTTP_REDUCTRAI_ERROR;
+    }
+
+    cap = b->cap ? b->cap : 4096;
+
+    while (cap < b->len + size) {
+        cap = (cap > ((size_t) -1) / 2) ? b->len + size : cap * 2;
+    }
+
+    p = realloc(b->data, cap);
+    if (p == NULL) {
+        errno = ENOMEM;
+        return NGX_HTTP_REDUCTRAI_ERROR;
+    }
+
+    b->data = p;
+    b->cap = cap;
+
+    return NGX_HTTP_REDUCTRAI_OK;
+}
+
+
+void
+ngx_http_reductrai_buf_free(ngx_http_reductrai_buf_t *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+
+u_char *
+ngx_http_reductrai_format_ts(u_char *p, int64_t ms)
+{
+    time_t     sec;
+    struct tm  tm;
+
+    sec = (time_t) (ms / 1000);
+    gmtime_r(&sec, &tm);
+
+    p += strftime((char *) p, 21, "%Y-%m-%dT%H:%M:%S", &tm);
+
+    *p++ = '.';
+    *p++ = (u_char) ('0' + (ms % 1000) / 100);
+    *p++ = (u_char) ('0' + (ms % 100) / 10);
+    *p++ = (u_char) ('0' + ms % 10);
+    *p++ = 'Z';
+
+    return p;
+}
+
+
+/*
+ * Parses "YYYY-MM-DDTHH:MM:SS[.mmm]Z" (what the archive writes) and also a
+ * bare date "YYYY-MM-DD" or "YYYY-MM-DDTHH:MM[:SS]" as UTC; returns
+ * milliseconds since the epoch, or -1.
+ */
+
+int64_t
+ngx_http_reductrai_parse_ts(const u_char *p, size_t len)
+{
+    int        year, mon, mday, hour, min, sec, msec;
+    struct tm  tm;
+
+    hour = 0;
+    min = 0;
+    sec = 0;
+    msec = 0;
+
+    if (len < 10
+        || ngx_http_reductrai_digits(p, 4, &year) != 0 || p[4] != '-'
+        || ngx_http_reductrai_digits(p + 5, 2, &mon) != 0 || p[7] != '-'
+        || ngx_http_reductrai_digits(p + 8, 2, &mday) != 0)
+    {
+        return -1;
+    }
+
+    p += 10;
+    len -= 10;
+
+    if (len > 0) {
+        if ((*p != 'T' && *p != ' ') || len < 6
+            || ngx_http_reductrai_digits(p + 1, 2, &hour) != 0 || p[3] != ':'
+            || ngx_http_reductrai_digits(p + 4, 2, &min) != 0)
+        {
+            return -1;
+        }
+
+        p += 6;
+        len -= 6;
+
+        if (len >= 3 && *p == ':') {
+            if (ngx_http_reductrai_digits(p + 1, 2, &sec) != 0) {
+                return -1;
+            }
+
+            p += 3;
+            len -= 3;
+
+            if (len >= 4 && *p == '.') {
+                if (ngx_http_reductrai_digits(p + 1, 3, &msec) != 0) {
+                    return -1;
+                }
+
+                p += 4;
+                len -= 4;
+            }
+        }
+
+        if (len == 1 && *p == 'Z') {
+            len = 0;
+        }
+
+        if (len != 0) {
+            return -1;
+        }
+    }
+
+    if (mon < 1 || mon > 12 || mday < 1 || mday > 31 || hour > 23
+        || min > 59 || sec > 60)
+    {
+        return -1;
+    }
+
+    memset(&tm, 0, sizeof(struct tm));
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = mday;
+    tm.tm_hour = hour;
+    tm.tm_min = min;
+    tm.tm_sec = sec;
+
+    return (int64_t) timegm(&tm) * 1000 + msec;
+}
+
+
+static int
+ngx_http_reductrai_digits(const u_char *p, size_t n, int *value)
+{
+    size_t  i;
+
+    *value = 0;
+
+    for (i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return -1;
+        }
+
+        *value = *value * 10 + (p[i] - '0');
+    }
+
+    return 0;
+}
+
+
+u_char *
+ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len)
+{
+    static const u_char  hex[] = "0123456789abcdef";
+
+    while (len--) {
+        *dst++ = hex[*src >> 4];
+        *dst++ = hex[*src++ & 0xf];
+    }
+
+    return dst;
+}

@@ -1,0 +1,62 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * Definitions shared by the nginx-free core: the archive format, the JSON
+ * minifier, the decoders and the storage backends.  Nothing here includes an
+ * nginx header, so the module, the command-line tool, the unit tests and the
+ * fuzzers all link the same code.
+ */
+
+
+#ifndef _NGX_HTTP_REDUCTRAI_CORE_H_INCLUDED_
+#define _NGX_HTTP_REDUCTRAI_CORE_H_INCLUDED_
+
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <sys/types.h>
+#include <stddef.h>
+#include <stdint.h>
+
+
+#define NGX_HTTP_REDUCTRAI_VERSION  "1.0.0"
+
+#define NGX_HTTP_REDUCTRAI_OK       0
+#define NGX_HTTP_REDUCTRAI_ERROR   -1
+
+
+/* a byte string; data == NULL means "absent" (JSON null) */
+typedef struct {
+    const u_char  *data;
+    size_t         len;
+} ngx_http_reductrai_str_t;
+
+
+/* a growable byte buffer owned by one thread at a time */
+typedef struct {
+    u_char        *data;
+    size_t         len;
+    size_t         cap;
+} ngx_http_reductrai_buf_t;
+
+
+/* receives encoded output piece by piece; returns 0, or -1 with errno set */
+typedef int (*ngx_http_reductrai_sink_pt)(void *data, const u_char *p,
+    size_t len);
+
+
+int ngx_http_reductrai_buf_reserve(ngx_http_reductrai_buf_t *b, size_t size);
+void ngx_http_reductrai_buf_free(ngx_http_reductrai_buf_t *b);
+
+/* "2026-11-25T19:16:23.123Z" (24 bytes, no terminating NUL) */
+#define NGX_HTTP_REDUCTRAI_TS_LEN  24
+u_char *ngx_http_reductrai_format_ts(u_char *p, int64_t ms);
+int64_t ngx_http_reductrai_parse_ts(const u_char *p, size_t len);
+
+u_char *ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len);
+
+
+#endif /* _NGX_HTTP_REDUCTRAI_CORE_H_INCLUDED_ */

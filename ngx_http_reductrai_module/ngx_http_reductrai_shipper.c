@@ -1,0 +1,1063 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * The shipper: moves sealed segments from the spool to storage, in the
+ * upload thread pool, at most reductrai_upload_concurrency at a time.  A
+ * segment is locked (flock) while it uploads and removed from the spool
+ * only once storage has confirmed it, so overlapping workers (a reload, a
+ * binary upgrade) never ship it twice and a crash never loses it.
+ *
+ * A periodic spool scan, in a thread too, finds segments this worker did
+ * not seal (dead or exiting workers), recovers open segments whose writer
+ * is gone, moves unreadable files aside, and measures the spool.
+ */
+
+
+#include "ngx_http_reductrai_module.h"
+
+#include <dirent.h>
+#include <sys/file.h>
+
+
+#define NGX_HTTP_REDUCTRAI_BACKOFF_BASE   500
+#define NGX_HTTP_REDUCTRAI_BACKOFF_CAP    60000
+/* hidden files younger than this may belong to a live writer */
+#define NGX_HTTP_REDUCTRAI_STALE_HIDDEN   60
+
+
+typedef enum {
+    NGX_HTTP_REDUCTRAI_SHIPPED = 0,
+    NGX_HTTP_REDUCTRAI_FAILED,
+    NGX_HTTP_REDUCTRAI_BUSY,            /* another process has it */
+    NGX_HTTP_REDUCTRAI_GONE,            /* shipped by someone else */
+    NGX_HTTP_REDUCTRAI_RECOVERED,       /* its trailer was bad: redone */
+    NGX_HTTP_REDUCTRAI_QUARANTINED,
+    NGX_HTTP_REDUCTRAI_LOCAL_ERROR      /* the spool itself failed */
+} ngx_http_reductrai_upload_rc_e;
+
+
+typedef struct {
+    char                              name[NGX_HTTP_REDUCTRAI_NAME_MAX];
+    int64_t                           size;
+    int64_t                           first_ms;
+    ngx_uint_t                        own;
+} ngx_http_reductrai_candidate_t;
+
+
+typedef struct {
+    ngx_thread_task_t                *task;
+    ngx_http_reductrai_candidate_t    seg;
+    ngx_http_reductrai_upload_rc_e    rc;
+    ngx_http_reductrai_storage_rc_e   storage_rc;
+    ngx_http_reductrai_storage_err_t  err;
+    int                               error;
+    ngx_uint_t                        busy;
+} ngx_http_reductrai_upload_t;
+
+
+typedef struct {
+    ngx_http_reductrai_buf_t          found;    /* candidates */
+    int64_t                           bytes;
+    ngx_uint_t                        files;
+    int64_t                           oldest_ms;
+    ngx_uint_t                        recovered;
+    ngx_uint_t                        quarantined;
+    int                               error;
+    char                              failed[NGX_HTTP_REDUCTRAI_NAME_MAX];
+} ngx_http_reductrai_scan_t;
+
+
+typedef struct {
+    ngx_log_t                        *log;
+    ngx_http_reductrai_candidate_t   *queue;
+    ngx_uint_t                        nqueue;
+    ngx_uint_t                        queue_cap;
+    ngx_http_reductrai_upload_t      *uploads;
+    ngx_uint_t                        nuploads;
+    ngx_uint_t                        inflight;
+
+    ngx_thread_task_t                *scan_task;
+    ngx_http_reductrai_scan_t         scan;
+    ngx_uint_t                        scanning;
+    int64_t                           last_scan_ms;
+
+    ngx_thread_task_t                *probe_task;
+    ngx_http_reductrai_storage_rc_e   probe_rc;
+    ngx_http_reductrai_storage_err_t  probe_err;
+    ngx_uint_t                        probing;
+    int64_t                           last_contact_ms;
+
+    ngx_uint_t                        failures;
+    int64_t                           next_try_ms;
+    ngx_uint_t                        gave_up;
+} ngx_http_reductrai_shipper_t;
+
+
+static void ngx_http_reductrai_upload(void *data, ngx_log_t *log);
+static ngx_http_reductrai_upload_rc_e ngx_http_reductrai_upload_locked(
+    ngx_http_reductrai_upload_t *up, int fd, const char *path, int64_t size);
+static void ngx_http_reductrai_upload_done(ngx_event_t *ev);
+static void ngx_http_reductrai_scan(void *data, ngx_log_t *log);
+static void ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan,
+    int dfd, const char *name, ngx_http_reductrai_segment_id_t *id,
+    int64_t size);
+static void ngx_http_reductrai_scan_hidden(int dfd, const char *name);
+static void ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
+    const char *name, int64_t size, int64_t first_ms);
+static void ngx_http_reductrai_scan_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_reductrai_quarantine(int dfd, const char *name);
+static ngx_int_t ngx_http_reductrai_recover(int fd, const char *name,
+    ngx_http_reductrai_segment_id_t *id, int *torn);
+static void ngx_http_reductrai_probe(void *data, ngx_log_t *log);
+static void ngx_http_reductrai_probe_done(ngx_event_t *ev);
+static ngx_int_t ngx_http_reductrai_queue_push(
+    ngx_http_reductrai_candidate_t *c);
+static ngx_int_t ngx_http_reductrai_queue_reserve(ngx_uint_t n);
+static ngx_http_reductrai_candidate_t *ngx_http_reductrai_find(
+    ngx_http_reductrai_candidate_t *list, ngx_uint_t n, const char *name);
+static ngx_uint_t ngx_http_reductrai_in_flight(const char *name);
+static int ngx_libc_cdecl ngx_http_reductrai_candidate_cmp(const void *a,
+    const void *b);
+static void ngx_http_reductrai_start_uploads(void);
+static void ngx_http_reductrai_backoff(void);
+
+
+static ngx_http_reductrai_shipper_t  ngx_http_reductrai_shipper;
+
+
+ngx_int_t
+ngx_http_reductrai_shipper_init_process(ngx_cycle_t *cycle)
+{
+    ngx_uint_t                       i;
+    ngx_thread_task_t               *task;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    sp = &ngx_http_reductrai_shipper;
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_reductrai_module);
+
+    sp->log = cycle->log;
+    sp->nuploads = rmcf->upload_concurrency;
+
+    sp->uploads = ngx_pcalloc(cycle->pool,
+                         sp->nuploads * sizeof(ngx_http_reductrai_upload_t));
+    if (sp->uploads == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < sp->nuploads; i++) {
+        task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
+        if (task == NULL) {
+            return NGX_ERROR;
+        }
+
+        *(ngx_http_reductrai_upload_t **) task->ctx = &sp->uploads[i];
+        task->handler = ngx_http_reductrai_upload;
+        task->event.handler = ngx_http_reductrai_upload_done;
+        task->event.data = &sp->uploads[i];
+        task->event.log = cycle->log;
+
+        sp->uploads[i].task = task;
+    }
+
+    sp->scan_task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
+    sp->probe_task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
+
+    if (sp->scan_task == NULL || sp->probe_task == NULL) {
+        return NGX_ERROR;
+    }
+
+    *(ngx_http_reductrai_scan_t **) sp->scan_task->ctx = &sp->scan;
+    sp->scan_task->handler = ngx_http_reductrai_scan;
+    sp->scan_task->event.handler = ngx_http_reductrai_scan_done;
+    sp->scan_task->event.data = sp;
+    sp->scan_task->event.log = cycle->log;
+
+    *(ngx_http_reductrai_shipper_t **) sp->probe_task->ctx = sp;
+    sp->probe_task->handler = ngx_http_reductrai_probe;
+    sp->probe_task->event.handler = ngx_http_reductrai_probe_done;
+    sp->probe_task->event.data = sp;
+    sp->probe_task->event.log = cycle->log;
+
+    /* the first tick scans at once: recovery of what a crash left */
+    sp->last_scan_ms = 0;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_reductrai_shipper_add(const char *name, int64_t size)
+{
+    ngx_http_reductrai_candidate_t   c;
+    ngx_http_reductrai_segment_id_t  id;
+    ngx_http_reductrai_spool_state_e state;
+
+    if (ngx_http_reductrai_spool_name_parse(name, &id, &state) != 0) {
+        return;
+    }
+
+    ngx_cpystrn((u_char *) c.name, (u_char *) name, sizeof(c.name));
+    c.size = size;
+    c.first_ms = id.first_ms;
+    c.own = 1;
+
+    (void) ngx_http_reductrai_queue_push(&c);
+
+    ngx_http_reductrai_start_uploads();
+}
+
+
+void
+ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
+{
+    int64_t                          now;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    sp = &ngx_http_reductrai_shipper;
+    rmcf = ngx_http_reductrai_worker_conf();
+    now = ngx_http_reductrai_now_ms();
+
+    if (sp->scan_task == NULL) {
+        return;
+    }
+
+    if (!exiting && !sp->scanning
+        && now - sp->last_scan_ms >= NGX_HTTP_REDUCTRAI_SCAN_INTERVAL)
+    {
+        if (ngx_thread_task_post(rmcf->thread_pool, sp->scan_task) == NGX_OK)
+        {
+            sp->scanning = 1;
+            sp->last_scan_ms = now;
+        }
+    }
+
+    ngx_http_reductrai_start_uploads();
+
+    /* an idle instance still knows whether its storage works */
+
+    if (!exiting && !sp->probing && sp->inflight == 0 && sp->nqueue == 0
+        && now >= sp->next_try_ms
+        && (ngx_http_reductrai_shm()->storage_state
+            == NGX_HTTP_REDUCTRAI_STORAGE_UNKNOWN
+            || now - sp->last_contact_ms >= NGX_HTTP_REDUCTRAI_PROBE_INTERVAL))
+    {
+        if (ngx_thread_task_post(rmcf->upload_thread_pool, sp->probe_task)
+            == NGX_OK)
+        {
+            sp->probing = 1;
+            sp->last_contact_ms = now;
+        }
+    }
+}
+
+
+ngx_uint_t
+ngx_http_reductrai_shipper_idle(ngx_int_t give_up)
+{
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (give_up && !sp->gave_up && sp->nqueue > 0) {
+        sp->gave_up = 1;
+        ngx_log_error(NGX_LOG_WARN, sp->log, 0,
+                      "reductrai: %ui segment(s) left in the spool for the "
+                      "next worker to ship", sp->nqueue);
+    }
+
+    return sp->inflight == 0 && !sp->scanning && !sp->probing
+           && (sp->nqueue == 0 || give_up || sp->failures > 0);
+}
+
+
+static void
+ngx_http_reductrai_start_uploads(void)
+{
+    ngx_uint_t                       i;
+    ngx_http_reductrai_upload_t     *up;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    sp = &ngx_http_reductrai_shipper;
+    rmcf = ngx_http_reductrai_worker_conf();
+
+    if (sp->uploads == NULL || sp->gave_up
+        || ngx_http_reductrai_now_ms() < sp->next_try_ms)
+    {
+        return;
+    }
+
+    for (i = 0; i < sp->nuploads && sp->nqueue > 0; i++) {
+        up = &sp->uploads[i];
+
+        if (up->busy) {
+            continue;
+        }
+
+        /* the queue is sorted: the oldest first */
+        up->seg = sp->queue[0];
+
+        if (ngx_thread_task_post(rmcf->upload_thread_pool, up->task)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        sp->nqueue--;
+        ngx_memmove(&sp->queue[0], &sp->queue[1],
+                    sp->nqueue * sizeof(ngx_http_reductrai_candidate_t));
+
+        up->busy = 1;
+        sp->inflight++;
+
+        /* during a failure, one upload at a time tests the water */
+        if (sp->failures > 0) {
+            return;
+        }
+    }
+}
+
+
+/* runs in an upload thread */
+
+static void
+ngx_http_reductrai_upload(void *data, ngx_log_t *log)
+{
+    ngx_http_reductrai_upload_t *up = *(ngx_http_reductrai_upload_t **) data;
+
+    int          fd;
+    char         path[NGX_MAX_PATH];
+    struct stat  sb, sp;
+
+    up->error = 0;
+    up->storage_rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    up->err.status = 0;
+    up->err.message[0] = '\0';
+
+    ngx_sprintf((u_char *) path, "%s/%s%Z", ngx_http_reductrai_spool_path(),
+                up->seg.name);
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        up->error = errno;
+        up->rc = (errno == ENOENT) ? NGX_HTTP_REDUCTRAI_GONE
+                                   : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+        return;
+    }
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        up->error = errno;
+        up->rc = (errno == EWOULDBLOCK) ? NGX_HTTP_REDUCTRAI_BUSY
+                                        : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+        (void) close(fd);
+        return;
+    }
+
+    /* the lock is on what the name meant when we opened it: still so? */
+
+    if (fstat(fd, &sb) == -1 || stat(path, &sp) == -1
+        || sb.st_ino != sp.st_ino || sb.st_dev != sp.st_dev)
+    {
+        up->rc = NGX_HTTP_REDUCTRAI_GONE;
+        (void) close(fd);
+        return;
+    }
+
+    up->rc = ngx_http_reductrai_upload_locked(up, fd, path, sb.st_size);
+
+    (void) close(fd);
+}
+
+
+static ngx_http_reductrai_upload_rc_e
+ngx_http_reductrai_upload_locked(ngx_http_reductrai_upload_t *up, int fd,
+    const char *path, int64_t size)
+{
+    int                               torn;
+    char                              key[NGX_MAX_PATH];
+    ngx_int_t                         rc;
+    ngx_http_reductrai_trailer_t      trailer;
+    ngx_http_reductrai_storage_t     *st;
+    ngx_http_reductrai_segment_id_t   id;
+    ngx_http_reductrai_spool_state_e  state;
+
+    st = ngx_http_reductrai_worker_conf()->storage;
+
+    if (ngx_http_reductrai_spool_name_parse(up->seg.name, &id, &state) != 0)
+    {
+        up->error = EINVAL;
+        return NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+    }
+
+    /* a sealed segment always ends with a trailer; if not, redo it */
+
+    if (ngx_http_reductrai_trailer_read_fd(fd, size, &trailer)
+        != NGX_HTTP_REDUCTRAI_OK)
+    {
+        rc = ngx_http_reductrai_recover(fd, up->seg.name, &id, &torn);
+
+        if (rc == NGX_DECLINED) {
+            return ngx_http_reductrai_quarantine(AT_FDCWD, path) == NGX_OK
+                   ? NGX_HTTP_REDUCTRAI_QUARANTINED
+                   : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+        }
+
+        up->error = errno;
+
+        return rc == NGX_OK ? NGX_HTTP_REDUCTRAI_RECOVERED
+                            : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+    }
+
+    if (ngx_http_reductrai_object_key(key, sizeof(key), st->prefix, &id)
+        == 0)
+    {
+        up->error = ENAMETOOLONG;
+        return NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+    }
+
+    up->seg.size = size;
+    up->storage_rc = st->backend->put(st, key, fd, size, &up->err);
+
+    if (up->storage_rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return NGX_HTTP_REDUCTRAI_FAILED;
+    }
+
+    /* confirmed by storage: only now may the spool let it go */
+
+    if (unlink(path) == -1) {
+        up->error = errno;
+    }
+
+    return NGX_HTTP_REDUCTRAI_SHIPPED;
+}
+
+
+static void
+ngx_http_reductrai_upload_done(ngx_event_t *ev)
+{
+    ngx_http_reductrai_shm_t      *sh;
+    ngx_http_reductrai_upload_t   *up;
+    ngx_http_reductrai_shipper_t  *sp;
+
+    up = ev->data;
+    sp = &ngx_http_reductrai_shipper;
+    sh = ngx_http_reductrai_shm();
+
+    up->busy = 0;
+    sp->inflight--;
+    sp->last_contact_ms = ngx_http_reductrai_now_ms();
+
+    switch (up->rc) {
+
+    case NGX_HTTP_REDUCTRAI_SHIPPED:
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                       "reductrai shipped \"%s\", %L bytes",
+                       up->seg.name, up->seg.size);
+
+        (void) ngx_atomic_fetch_add(&sh->uploads, 1);
+        (void) ngx_atomic_fetch_add(&sh->storage_bytes, up->seg.size);
+        (void) ngx_atomic_fetch_add(&sh->spool_bytes, -up->seg.size);
+
+        if (up->error) {
+            ngx_log_error(NGX_LOG_CRIT, ev->log, up->error,
+                          "reductrai: unlink() \"%s\" failed after upload",
+                          up->seg.name);
+        }
+
+        sp->failures = 0;
+        sp->next_try_ms = 0;
+        ngx_http_reductrai_storage_state(NGX_HTTP_REDUCTRAI_STORAGE_CONNECTED,
+                                         ev->log, NULL);
+        break;
+
+    case NGX_HTTP_REDUCTRAI_FAILED:
+        (void) ngx_atomic_fetch_add(&sh->upload_errors, 1);
+        ngx_http_reductrai_storage_state(
+                                    NGX_HTTP_REDUCTRAI_STORAGE_DISCONNECTED,
+                                    ev->log, &up->err);
+
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                       "reductrai upload of \"%s\" failed: %s",
+                       up->seg.name, up->err.message);
+
+        (void) ngx_http_reductrai_queue_push(&up->seg);
+        ngx_http_reductrai_backoff();
+        break;
+
+    case NGX_HTTP_REDUCTRAI_RECOVERED:
+        ngx_log_error(NGX_LOG_WARN, ev->log, 0,
+                      "reductrai: spool segment \"%s\" had no valid trailer "
+                      "and was rebuilt", up->seg.name);
+        (void) ngx_http_reductrai_queue_push(&up->seg);
+        break;
+
+    case NGX_HTTP_REDUCTRAI_QUARANTINED:
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "reductrai: spool segment \"%s\" is unreadable and "
+                      "was moved to \"%s\"", up->seg.name,
+                      NGX_HTTP_REDUCTRAI_QUARANTINE);
+        (void) ngx_atomic_fetch_add(&sh->quarantined, 1);
+        break;
+
+    case NGX_HTTP_REDUCTRAI_LOCAL_ERROR:
+        ngx_log_error(NGX_LOG_CRIT, ev->log, up->error,
+                      "reductrai: reading spool segment \"%s\" failed",
+                      up->seg.name);
+        break;
+
+    default: /* BUSY, GONE */
+        break;
+    }
+
+    ngx_http_reductrai_start_uploads();
+}
+
+
+/* capped exponential backoff with jitter, so instances do not align */
+
+static void
+ngx_http_reductrai_backoff(void)
+{
+    ngx_msec_t                     delay;
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (sp->failures < 20) {
+        sp->failures++;
+    }
+
+    delay = NGX_HTTP_REDUCTRAI_BACKOFF_BASE << ngx_min(sp->failures, 10);
+    delay = ngx_min(delay, NGX_HTTP_REDUCTRAI_BACKOFF_CAP);
+    delay = delay / 2 + (ngx_msec_t) ngx_random() % (delay / 2 + 1);
+
+    sp->next_try_ms = ngx_http_reductrai_now_ms() + delay;
+}
+
+
+static void
+ngx_http_reductrai_probe(void *data, ngx_log_t *log)
+{
+    ngx_http_reductrai_shipper_t *sp = *(ngx_http_reductrai_shipper_t **) data;
+
+    ngx_http_reductrai_storage_t  *st;
+
+    st = ngx_http_reductrai_worker_conf()->storage;
+
+    sp->probe_err.status = 0;
+    sp->probe_err.message[0] = '\0';
+    sp->probe_rc = st->backend->probe(st, &sp->probe_err);
+}
+
+
+static void
+ngx_http_reductrai_probe_done(ngx_event_t *ev)
+{
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = ev->data;
+    sp->probing = 0;
+
+    if (sp->probe_rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        ngx_http_reductrai_storage_state(NGX_HTTP_REDUCTRAI_STORAGE_CONNECTED,
+                                         ev->log, NULL);
+        return;
+    }
+
+    ngx_http_reductrai_storage_state(NGX_HTTP_REDUCTRAI_STORAGE_DISCONNECTED,
+                                     ev->log, &sp->probe_err);
+    ngx_http_reductrai_backoff();
+}
+
+
+/* runs in a thread: walks the spool */
+
+static void
+ngx_http_reductrai_scan(void *data, ngx_log_t *log)
+{
+    ngx_http_reductrai_scan_t *scan = *(ngx_http_reductrai_scan_t **) data;
+
+    int                               fd;
+    DIR                              *dir;
+    struct stat                       sb;
+    struct dirent                    *de;
+    ngx_http_reductrai_segment_id_t   id;
+    ngx_http_reductrai_spool_state_e  state;
+
+    scan->found.len = 0;
+    scan->bytes = 0;
+    scan->files = 0;
+    scan->oldest_ms = 0;
+    scan->recovered = 0;
+    scan->quarantined = 0;
+    scan->error = 0;
+    scan->failed[0] = '\0';
+
+    dir = opendir(ngx_http_reductrai_spool_path());
+    if (dir == NULL) {
+        scan->error = errno;
+        return;
+    }
+
+    fd = dirfd(dir);
+
+    while ((de = readdir(dir)) != NULL) {
+
+        if (de->d_name[0] == '.') {
+            ngx_http_reductrai_scan_hidden(fd, de->d_name);
+            continue;
+        }
+
+        if (ngx_http_reductrai_spool_name_parse(de->d_name, &id, &state)
+            != 0)
+        {
+            /* the quarantine directory, or files that are not ours */
+            continue;
+        }
+
+        if (fstatat(fd, de->d_name, &sb, 0) == -1 || !S_ISREG(sb.st_mode))
+        {
+            continue;
+        }
+
+        if (state == NGX_HTTP_REDUCTRAI_SPOOL_OPEN) {
+            ngx_http_reductrai_scan_open(scan, fd, de->d_name, &id,
+                                         sb.st_size);
+            continue;
+        }
+
+        ngx_http_reductrai_scan_found(scan, de->d_name, sb.st_size,
+                                      id.first_ms);
+    }
+
+    closedir(dir);
+}
+
+
+/*
+ * An open segment whose lock can be taken has no writer any more (it died,
+ * or gave up after a write error): cut it at its last complete record and
+ * seal it.  What cannot be read at all is moved aside, never deleted.
+ */
+
+static void
+ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan, int dfd,
+    const char *name, ngx_http_reductrai_segment_id_t *id, int64_t size)
+{
+    int          fd, torn;
+    char         sealed[NGX_HTTP_REDUCTRAI_NAME_MAX];
+    ngx_int_t    rc;
+    struct stat  sb, sp;
+
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+        /* a live writer: part of the spool, and of the lag */
+        (void) close(fd);
+        ngx_http_reductrai_scan_found(scan, NULL, size, id->first_ms);
+        return;
+    }
+
+    if (fstat(fd, &sb) == -1 || fstatat(dfd, name, &sp, 0) == -1
+        || sb.st_ino != sp.st_ino)
+    {
+        (void) close(fd);
+        return;
+    }
+
+    rc = ngx_http_reductrai_recover(fd, name, id, &torn);
+
+    if (rc == NGX_DECLINED) {
+        if (ngx_http_reductrai_quarantine(dfd, name) == NGX_OK) {
+            scan->quarantined++;
+        }
+
+        (void) close(fd);
+        return;
+    }
+
+    if (rc != NGX_OK) {
+        scan->error = errno;
+        ngx_cpystrn((u_char *) scan->failed, (u_char *) name,
+                    sizeof(scan->failed));
+        (void) close(fd);
+        return;
+    }
+
+    (void) unlinkat(dfd, name, 0);
+    (void) close(fd);
+
+    scan->recovered++;
+
+    if (ngx_http_reductrai_spool_name(sealed, sizeof(sealed), id,
+                                      NGX_HTTP_REDUCTRAI_SPOOL_SEALED)
+        != 0
+        && fstatat(dfd, sealed, &sb, 0) == 0)
+    {
+        ngx_http_reductrai_scan_found(scan, sealed, sb.st_size,
+                                      id->first_ms);
+    }
+}
+
+
+/*
+ * Re-encodes the readable prefix of a segment under its sealed name.
+ * NGX_DECLINED: nothing readable.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_recover(int fd, const char *name,
+    ngx_http_reductrai_segment_id_t *id, int *torn)
+{
+    char                          tmp[NGX_MAX_PATH], sealed[NGX_MAX_PATH];
+    size_t                        len;
+    ssize_t                       kept;
+    const char                   *spool;
+    ngx_http_reductrai_trailer_t  trailer;
+
+    spool = ngx_http_reductrai_spool_path();
+
+    len = ngx_sprintf((u_char *) sealed, "%s/", spool) - (u_char *) sealed;
+
+    if (ngx_http_reductrai_spool_name(sealed + len, sizeof(sealed) - len, id,
+                                      NGX_HTTP_REDUCTRAI_SPOOL_SEALED)
+        == 0)
+    {
+        errno = ENAMETOOLONG;
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) tmp, "%s/.recover.%s%Z", spool, sealed + len);
+
+    if (lseek(fd, 0, SEEK_SET) == -1) {
+        return NGX_ERROR;
+    }
+
+    kept = ngx_http_reductrai_segment_recover(fd, tmp, sealed,
+                   (int) ngx_http_reductrai_worker_conf()->compression_level,
+                   &trailer, torn);
+
+    if (kept == -1) {
+        return NGX_ERROR;
+    }
+
+    if (kept == 0 && *torn) {
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_quarantine(int dfd, const char *name)
+{
+    char         to[NGX_MAX_PATH];
+    const char  *base, *spool;
+
+    spool = ngx_http_reductrai_spool_path();
+    base = strrchr(name, '/');
+    base = base ? base + 1 : name;
+
+    ngx_sprintf((u_char *) to, "%s/%s%Z", spool, NGX_HTTP_REDUCTRAI_QUARANTINE);
+
+    if (mkdir(to, 0700) == -1 && errno != EEXIST) {
+        return NGX_ERROR;
+    }
+
+    ngx_sprintf((u_char *) to, "%s/%s/%s%Z", spool,
+                NGX_HTTP_REDUCTRAI_QUARANTINE, base);
+
+    return renameat(dfd, name, AT_FDCWD, to) == 0 ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * Hidden files are temporaries: a segment being created, or a recovery in
+ * progress.  Once old and unlocked they are leftovers of a crash.
+ */
+
+static void
+ngx_http_reductrai_scan_hidden(int dfd, const char *name)
+{
+    int          fd;
+    struct stat  sb;
+
+    if (ngx_strncmp(name, ".new.", 5) != 0
+        && ngx_strncmp(name, ".recover.", 9) != 0)
+    {
+        return;
+    }
+
+    if (fstatat(dfd, name, &sb, 0) == -1
+        || time(NULL) - sb.st_mtime < NGX_HTTP_REDUCTRAI_STALE_HIDDEN)
+    {
+        return;
+    }
+
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return;
+    }
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+        (void) unlinkat(dfd, name, 0);
+    }
+
+    (void) close(fd);
+}
+
+
+static void
+ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
+    const char *name, int64_t size, int64_t first_ms)
+{
+    ngx_http_reductrai_candidate_t  *c;
+
+    scan->bytes += size;
+    scan->files++;
+
+    if (scan->oldest_ms == 0 || first_ms < scan->oldest_ms) {
+        scan->oldest_ms = first_ms;
+    }
+
+    if (name == NULL) {
+        return;
+    }
+
+    if (ngx_http_reductrai_buf_reserve(&scan->found,
+                                       sizeof(ngx_http_reductrai_candidate_t))
+        != NGX_HTTP_REDUCTRAI_OK)
+    {
+        return;
+    }
+
+    c = (ngx_http_reductrai_candidate_t *) (scan->found.data
+                                            + scan->found.len);
+    scan->found.len += sizeof(ngx_http_reductrai_candidate_t);
+
+    ngx_cpystrn((u_char *) c->name, (u_char *) name, sizeof(c->name));
+    c->size = size;
+    c->first_ms = first_ms;
+    c->own = 0;
+}
+
+
+static void
+ngx_http_reductrai_scan_done(ngx_event_t *ev)
+{
+    char                             own[NGX_HTTP_REDUCTRAI_NAME_MAX];
+    size_t                           len;
+    ngx_uint_t                       i, n;
+    ngx_http_reductrai_shm_t        *sh;
+    ngx_http_reductrai_scan_t       *scan;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *found;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    sp = ev->data;
+    scan = &sp->scan;
+    sh = ngx_http_reductrai_shm();
+    rmcf = ngx_http_reductrai_worker_conf();
+
+    sp->scanning = 0;
+
+    if (scan->error) {
+        ngx_log_error(NGX_LOG_CRIT, ev->log, scan->error,
+                      "reductrai: spool scan of \"%V\" failed%s%s",
+                      &rmcf->spool, scan->failed[0] ? " at " : "",
+                      scan->failed);
+    }
+
+    if (scan->recovered) {
+        ngx_log_error(NGX_LOG_NOTICE, ev->log, 0,
+                      "reductrai: recovered %ui open segment(s) left in the "
+                      "spool", scan->recovered);
+    }
+
+    if (scan->quarantined) {
+        ngx_log_error(NGX_LOG_ERR, ev->log, 0,
+                      "reductrai: %ui unreadable spool file(s) moved to "
+                      "\"%V/%s\"", scan->quarantined, &rmcf->spool,
+                      NGX_HTTP_REDUCTRAI_QUARANTINE);
+        (void) ngx_atomic_fetch_add(&sh->quarantined, scan->quarantined);
+    }
+
+    sh->spool_bytes = (ngx_atomic_uint_t) scan->bytes;
+    sh->spool_segments = scan->files;
+    sh->oldest_ms = (ngx_atomic_uint_t) scan->oldest_ms;
+
+    /*
+     * What the spool holds replaces what we knew, except uploads in flight
+     * and our own segments sealed after the scan passed them.
+     */
+
+    len = ngx_sprintf((u_char *) own, "-%P-", ngx_pid) - (u_char *) own;
+    own[len] = '\0';
+
+    found = (ngx_http_reductrai_candidate_t *) scan->found.data;
+    n = scan->found.len / sizeof(ngx_http_reductrai_candidate_t);
+
+    for (i = 0; i < sp->nqueue; i++) {
+        if (sp->queue[i].own
+            && ngx_http_reductrai_find(found, n, sp->queue[i].name) == NULL
+            && ngx_http_reductrai_buf_reserve(&scan->found,
+                                  sizeof(ngx_http_reductrai_candidate_t))
+               == NGX_HTTP_REDUCTRAI_OK)
+        {
+            found = (ngx_http_reductrai_candidate_t *) scan->found.data;
+            found[n++] = sp->queue[i];
+            scan->found.len += sizeof(ngx_http_reductrai_candidate_t);
+        }
+    }
+
+    if (ngx_http_reductrai_queue_reserve(n) != NGX_OK) {
+        return;
+    }
+
+    sp->nqueue = 0;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_http_reductrai_in_flight(found[i].name)) {
+            continue;
+        }
+
+        found[i].own = ngx_strstr(found[i].name, own) != NULL;
+        sp->queue[sp->nqueue++] = found[i];
+    }
+
+    if (sp->nqueue > 1) {
+        ngx_qsort(sp->queue, sp->nqueue,
+                  sizeof(ngx_http_reductrai_candidate_t),
+                  ngx_http_reductrai_candidate_cmp);
+    }
+
+    ngx_http_reductrai_start_uploads();
+}
+
+
+static ngx_http_reductrai_candidate_t *
+ngx_http_reductrai_find(ngx_http_reductrai_candidate_t *list, ngx_uint_t n,
+    const char *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (ngx_strcmp(list[i].name, name) == 0) {
+            return &list[i];
+        }
+    }
+
+    return NULL;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_queue_reserve(ngx_uint_t n)
+{
+    ngx_uint_t                       cap;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *q;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (n <= sp->queue_cap) {
+        return NGX_OK;
+    }
+
+    cap = sp->queue_cap ? sp->queue_cap * 2 : 64;
+    cap = ngx_max(n, cap);
+
+    q = ngx_alloc(cap * sizeof(ngx_http_reductrai_candidate_t), sp->log);
+    if (q == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (sp->queue != NULL) {
+        ngx_memcpy(q, sp->queue,
+                   sp->nqueue * sizeof(ngx_http_reductrai_candidate_t));
+        ngx_free(sp->queue);
+    }
+
+    sp->queue = q;
+    sp->queue_cap = cap;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_queue_push(ngx_http_reductrai_candidate_t *c)
+{
+    ngx_uint_t                     i;
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (ngx_http_reductrai_find(sp->queue, sp->nqueue, c->name) != NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_reductrai_queue_reserve(sp->nqueue + 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    /* keep the order: own segments first, then the oldest first */
+
+    for (i = sp->nqueue; i > 0; i--) {
+        if (ngx_http_reductrai_candidate_cmp(&sp->queue[i - 1], c) <= 0) {
+            break;
+        }
+
+        sp->queue[i] = sp->queue[i - 1];
+    }
+
+    sp->queue[i] = *c;
+    sp->nqueue++;
+
+    return NGX_OK;
+}
+
+
+static ngx_uint_t
+ngx_http_reductrai_in_flight(const char *name)
+{
+    ngx_uint_t                     i;
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    for (i = 0; i < sp->nuploads; i++) {
+        if (sp->uploads[i].busy
+            && ngx_strcmp(sp->uploads[i].seg.name, name) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_reductrai_candidate_cmp(const void *a, const void *b)
+{
+    const ngx_http_reductrai_candidate_t  *x = a, *y = b;
+
+    if (x->own != y->own) {
+        return x->own ? -1 : 1;
+    }
+
+    if (x->first_ms != y->first_ms) {
+        return x->first_ms < y->first_ms ? -1 : 1;
+    }
+
+    return ngx_strcmp(x->name, y->name);
+}

@@ -1,0 +1,222 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * Counters of the whole instance, in a shared memory zone that every worker
+ * updates with atomic operations; the zone is kept across reloads, so the
+ * counters are too.  The slab mutex guards only the stream name registry.
+ */
+
+
+#include "ngx_http_reductrai_module.h"
+
+
+#define NGX_HTTP_REDUCTRAI_SHM_SIZE  (64 * 1024)
+
+
+static ngx_int_t ngx_http_reductrai_init_zone(ngx_shm_zone_t *shm_zone,
+    void *data);
+static ngx_int_t ngx_http_reductrai_find_slot(ngx_http_reductrai_shm_t *sh,
+    ngx_str_t *name);
+
+
+static ngx_http_reductrai_shm_t  *ngx_http_reductrai_sh;
+
+
+ngx_int_t
+ngx_http_reductrai_shm_add(ngx_conf_t *cf,
+    ngx_http_reductrai_main_conf_t *rmcf)
+{
+    ngx_str_t  name;
+
+    ngx_str_set(&name, "reductrai");
+
+    rmcf->shm_zone = ngx_shared_memory_add(cf, &name,
+                                           NGX_HTTP_REDUCTRAI_SHM_SIZE,
+                                           &ngx_http_reductrai_module);
+    if (rmcf->shm_zone == NULL) {
+        return NGX_ERROR;
+    }
+
+    rmcf->shm_zone->init = ngx_http_reductrai_init_zone;
+    rmcf->shm_zone->data = rmcf;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_init_zone(ngx_shm_zone_t *shm_zone, void *data)
+{
+    ngx_slab_pool_t           *shpool;
+    ngx_http_reductrai_shm_t  *sh;
+
+    if (data != NULL) {
+        /* a reload: keep counting where the old configuration stopped */
+        shm_zone->data = data;
+        return NGX_OK;
+    }
+
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_reductrai_shm_t));
+    if (sh == NULL) {
+        return NGX_ERROR;
+    }
+
+    sh->start_time = ngx_time();
+
+    ngx_memcpy(sh->streams[NGX_HTTP_REDUCTRAI_OTHER].name, "other", 6);
+    sh->streams[NGX_HTTP_REDUCTRAI_OTHER].ready = 1;
+
+    shm_zone->data = sh;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_reductrai_shm_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_reductrai_module);
+
+    if (rmcf != NULL && rmcf->shm_zone != NULL) {
+        ngx_http_reductrai_sh = rmcf->shm_zone->data;
+    }
+}
+
+
+ngx_http_reductrai_shm_t *
+ngx_http_reductrai_shm(void)
+{
+    return ngx_http_reductrai_sh;
+}
+
+
+/*
+ * Streams get one of 16 slots in the order they first appear in this
+ * instance; names beyond that, and invalid ones, count as "other".  Names
+ * are written once, before "ready", so lookups need no lock.
+ */
+
+ngx_uint_t
+ngx_http_reductrai_stream_slot(ngx_str_t *name)
+{
+    ngx_int_t                  slot;
+    ngx_uint_t                 i;
+    ngx_slab_pool_t           *shpool;
+    ngx_http_reductrai_shm_t  *sh;
+
+    sh = ngx_http_reductrai_sh;
+
+    if (!ngx_http_reductrai_valid_stream(name->data, name->len)
+        || (name->len == 5 && ngx_strncmp(name->data, "other", 5) == 0))
+    {
+        return NGX_HTTP_REDUCTRAI_OTHER;
+    }
+
+    slot = ngx_http_reductrai_find_slot(sh, name);
+    if (slot >= 0) {
+        return slot;
+    }
+
+    shpool = (ngx_slab_pool_t *) ngx_http_reductrai_worker_conf()
+                                 ->shm_zone->shm.addr;
+
+    ngx_shmtx_lock(&shpool->mutex);
+
+    slot = ngx_http_reductrai_find_slot(sh, name);
+
+    if (slot < 0) {
+        for (i = 0; i < NGX_HTTP_REDUCTRAI_STREAMS; i++) {
+            if (!sh->streams[i].ready) {
+                ngx_memcpy(sh->streams[i].name, name->data, name->len);
+                sh->streams[i].name[name->len] = '\0';
+                ngx_memory_barrier();
+                sh->streams[i].ready = 1;
+                slot = i;
+                break;
+            }
+        }
+    }
+
+    ngx_shmtx_unlock(&shpool->mutex);
+
+    return slot >= 0 ? (ngx_uint_t) slot : NGX_HTTP_REDUCTRAI_OTHER;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_find_slot(ngx_http_reductrai_shm_t *sh, ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < NGX_HTTP_REDUCTRAI_STREAMS; i++) {
+        if (!sh->streams[i].ready) {
+            return -1;
+        }
+
+        if (ngx_strncmp(sh->streams[i].name, name->data, name->len) == 0
+            && sh->streams[i].name[name->len] == '\0')
+        {
+            return i;
+        }
+    }
+
+    return -1;
+}
+
+
+/*
+ * Storage state changes are logged once, by the worker that saw the change
+ * first, with the reason (never a secret: backends keep them out).
+ */
+
+void
+ngx_http_reductrai_storage_state(ngx_uint_t state, ngx_log_t *log,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_atomic_uint_t          old;
+    ngx_http_reductrai_shm_t  *sh;
+
+    sh = ngx_http_reductrai_sh;
+
+    for ( ;; ) {
+        old = sh->storage_state;
+
+        if (old == state) {
+            return;
+        }
+
+        if (ngx_atomic_cmp_set(&sh->storage_state, old, state)) {
+            break;
+        }
+    }
+
+    if (state == NGX_HTTP_REDUCTRAI_STORAGE_CONNECTED) {
+        ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                      "reductrai storage \"%s\" is reachable",
+                      ngx_http_reductrai_worker_conf()->storage->uri);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_ERR, log, 0,
+                  "reductrai storage \"%s\" failed: %s; segments stay in "
+                  "the spool and are retried",
+                  ngx_http_reductrai_worker_conf()->storage->uri,
+                  err ? err->message : "unknown error");
+}
+
+
+ngx_uint_t
+ngx_http_reductrai_spool_full(void)
+{
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_reductrai_worker_conf();
+
+    return (off_t) ngx_http_reductrai_sh->spool_bytes >= rmcf->spool_max_size;
+}

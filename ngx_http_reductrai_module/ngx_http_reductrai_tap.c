@@ -1,0 +1,928 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * The tap: a PRECONTENT phase handler.  For a tapped location it decides
+ * forward-or-answer, reads the body (as the mirror module does), submits a
+ * record, and resumes the phases (forward) or answers with reductrai_ack
+ * once the record is committed at the configured durability.
+ */
+
+
+#include "ngx_http_reductrai_module.h"
+
+
+typedef struct {
+    ngx_table_elt_t                 *content_encoding;
+    ngx_table_elt_t                 *request_id;
+    ngx_table_elt_t                 *api_key;
+} ngx_http_reductrai_headers_t;
+
+
+static ngx_int_t ngx_http_reductrai_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
+static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
+static ngx_http_reductrai_record_t *ngx_http_reductrai_record_create(
+    ngx_http_request_t *r, ngx_http_reductrai_ctx_t *ctx);
+static ngx_int_t ngx_http_reductrai_record_meta(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_meta_t *meta,
+    ngx_http_reductrai_headers_t *h, u_char *ts, u_char *fp);
+static ngx_int_t ngx_http_reductrai_record_body_copy(ngx_http_request_t *r,
+    ngx_http_reductrai_record_t *rec, u_char *body,
+    ngx_http_reductrai_piece_t *pieces);
+static void ngx_http_reductrai_find_headers(ngx_http_request_t *r,
+    ngx_http_reductrai_headers_t *h);
+static ngx_str_t ngx_http_reductrai_api_key(ngx_http_request_t *r,
+    ngx_http_reductrai_headers_t *h);
+static void ngx_http_reductrai_proceed(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx);
+static void ngx_http_reductrai_refuse(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx);
+static void ngx_http_reductrai_commit_timeout(ngx_event_t *ev);
+static void ngx_http_reductrai_cleanup(void *data);
+static ngx_int_t ngx_http_reductrai_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *body, ngx_uint_t retry);
+static ngx_int_t ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data);
+
+
+static ngx_str_t  ngx_http_reductrai_refused_body =
+    ngx_string("{\"errors\":[\"archive unavailable, retry later\"]}");
+
+
+static ngx_http_variable_t  ngx_http_reductrai_vars[] = {
+
+    { ngx_string("reductrai_record_id"), NULL,
+      ngx_http_reductrai_record_id_variable, 0,
+      NGX_HTTP_VAR_NOCACHEABLE, 0 },
+
+      ngx_http_null_variable
+};
+
+
+ngx_int_t
+ngx_http_reductrai_add_variables(ngx_conf_t *cf)
+{
+    ngx_http_variable_t  *var, *v;
+
+    for (v = ngx_http_reductrai_vars; v->name.len; v++) {
+        var = ngx_http_add_variable(cf, &v->name, v->flags);
+        if (var == NULL) {
+            return NGX_ERROR;
+        }
+
+        var->get_handler = v->get_handler;
+        var->data = v->data;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_int_t
+ngx_http_reductrai_tap_init(ngx_conf_t *cf)
+{
+    ngx_http_handler_pt        *h;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_PRECONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_reductrai_handler;
+
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_LOG_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    *h = ngx_http_reductrai_log_handler;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                       rc;
+    ngx_pool_cleanup_t             *cln;
+    ngx_http_reductrai_ctx_t       *ctx;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+
+    if (ctx != NULL) {
+        /* the phases resumed after the commit */
+        return ctx->phase_rc;
+    }
+
+    if (r != r->main) {
+        return NGX_DECLINED;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    if (!rlcf->enable
+        || !(r->method & (NGX_HTTP_POST|NGX_HTTP_PUT|NGX_HTTP_PATCH))
+        || ngx_http_reductrai_shm() == NULL)
+    {
+        return NGX_DECLINED;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reductrai_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->phase_rc = NGX_DONE;
+
+    if (ngx_http_reductrai_decide(r, rlcf, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_reductrai_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_reductrai_module);
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "reductrai tap: stream slot %ui, forward %ui",
+                   ctx->slot, (ngx_uint_t) ctx->forward);
+
+    rc = ngx_http_read_client_request_body(r,
+                                           ngx_http_reductrai_body_handler);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    ngx_http_finalize_request(r, NGX_DONE);
+    return NGX_DONE;
+}
+
+
+/* forward or answer locally, and which stream */
+
+static ngx_int_t
+ngx_http_reductrai_decide(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_str_t  value;
+
+    if (rlcf->forward == NGX_HTTP_REDUCTRAI_FORWARD_VAR) {
+        if (ngx_http_complex_value(r, rlcf->forward_var, &value) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->forward = !(value.len == 0
+                         || (value.len == 1 && value.data[0] == '0'));
+
+    } else {
+        ctx->forward = rlcf->forward;
+    }
+
+    if (rlcf->stream == NULL) {
+        ngx_str_set(&value, "default");
+
+    } else if (ngx_http_complex_value(r, rlcf->stream, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->slot = ngx_http_reductrai_stream_slot(&value);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_reductrai_body_handler(ngx_http_request_t *r)
+{
+    off_t                            size;
+    ngx_chain_t                     *cl;
+    ngx_http_reductrai_shm_t        *sh;
+    ngx_http_reductrai_ctx_t        *ctx;
+    ngx_http_reductrai_record_t     *rec;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
+    sh = ngx_http_reductrai_shm();
+
+    size = 0;
+
+    if (r->request_body != NULL) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            size += ngx_buf_size(cl->buf);
+        }
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->bytes_received, size);
+
+    if (ngx_http_reductrai_spool_full()) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "reductrai spool \"%V\" is full", &rmcf->spool);
+        ngx_http_reductrai_refuse(r, ctx);
+        return;
+    }
+
+    rec = ngx_http_reductrai_record_create(r, ctx);
+
+    if (rec == NULL) {
+        ngx_http_reductrai_refuse(r, ctx);
+        return;
+    }
+
+    if (ngx_http_reductrai_buffer_full(rec->mem)) {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "reductrai buffer is full (reductrai_buffer_size %uz)",
+                      rmcf->buffer_size);
+        ngx_http_reductrai_record_free(rec);
+        ngx_http_reductrai_refuse(r, ctx);
+        return;
+    }
+
+    if (rmcf->durability != NGX_HTTP_REDUCTRAI_ASYNC) {
+        rec->waiter = ctx;
+        ctx->record = rec;
+    }
+
+    if (ngx_http_reductrai_submit(rec, ctx->slot, r->connection->log)
+        != NGX_OK)
+    {
+        ctx->record = NULL;
+        ngx_http_reductrai_record_free(rec);
+        ngx_http_reductrai_refuse(r, ctx);
+        return;
+    }
+
+    if (rmcf->durability == NGX_HTTP_REDUCTRAI_ASYNC) {
+        ctx->archived = 1;
+        ngx_http_reductrai_proceed(r, ctx);
+        return;
+    }
+
+    /* wait for the commit */
+
+    ctx->timer.handler = ngx_http_reductrai_commit_timeout;
+    ctx->timer.data = ctx;
+    ctx->timer.log = r->connection->log;
+
+    ngx_add_timer(&ctx->timer, rmcf->commit_timeout);
+}
+
+
+void
+ngx_http_reductrai_commit_done(ngx_http_reductrai_record_t *rec, ngx_int_t ok)
+{
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_reductrai_ctx_t  *ctx;
+
+    ctx = rec->waiter;
+
+    if (ctx == NULL) {
+        return;
+    }
+
+    rec->waiter = NULL;
+    ctx->record = NULL;
+
+    r = ctx->request;
+    c = r->connection;
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
+                   "reductrai commit: %i", ok);
+
+    if (ok) {
+        ctx->archived = 1;
+        ngx_http_reductrai_proceed(r, ctx);
+
+    } else {
+        ngx_http_reductrai_refuse(r, ctx);
+    }
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_reductrai_commit_timeout(ngx_event_t *ev)
+{
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_reductrai_ctx_t        *ctx;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    ctx = ev->data;
+    r = ctx->request;
+    c = r->connection;
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
+
+    ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                  "reductrai commit took longer than "
+                  "reductrai_commit_timeout %M", rmcf->commit_timeout);
+
+    /* the record is still written when its turn comes, but nobody waits */
+
+    if (ctx->record != NULL) {
+        ctx->record->waiter = NULL;
+        ctx->record = NULL;
+    }
+
+    ngx_http_reductrai_refuse(r, ctx);
+
+    ngx_http_run_posted_requests(c);
+}
+
+
+static void
+ngx_http_reductrai_proceed(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_http_reductrai_shm_t       *sh;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    sh = ngx_http_reductrai_shm();
+
+    (void) ngx_atomic_fetch_add(&sh->streams[ctx->slot].requests, 1);
+
+    if (ctx->forward) {
+        ctx->phase_rc = NGX_DECLINED;
+        r->write_event_handler = ngx_http_core_run_phases;
+        ngx_http_core_run_phases(r);
+        return;
+    }
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    ngx_http_finalize_request(r, ngx_http_reductrai_send(r, rlcf->ack_status,
+                                                         &rlcf->ack_body, 0));
+}
+
+
+/*
+ * The spool-full policy: reject (503, the agent retries) or bypass (go on
+ * without the archive, and count the loss).
+ */
+
+static void
+ngx_http_reductrai_refuse(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_uint_t                      policy;
+    ngx_http_reductrai_shm_t       *sh;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    sh = ngx_http_reductrai_shm();
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    policy = rlcf->spool_full;
+
+    if (policy == NGX_HTTP_REDUCTRAI_FULL_AUTO) {
+        policy = ctx->forward ? NGX_HTTP_REDUCTRAI_FULL_BYPASS
+                              : NGX_HTTP_REDUCTRAI_FULL_REJECT;
+    }
+
+    if (policy == NGX_HTTP_REDUCTRAI_FULL_BYPASS) {
+        ctx->bypassed = 1;
+        (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        ngx_http_reductrai_proceed(r, ctx);
+        return;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->streams[ctx->slot].errors, 1);
+
+    ngx_http_finalize_request(r,
+                              ngx_http_reductrai_send(r,
+                                             NGX_HTTP_SERVICE_UNAVAILABLE,
+                                             &ngx_http_reductrai_refused_body,
+                                             1));
+}
+
+
+static void
+ngx_http_reductrai_cleanup(void *data)
+{
+    ngx_http_reductrai_ctx_t  *ctx = data;
+
+    /* the request goes away: its record must not resume it */
+
+    if (ctx->record != NULL) {
+        ctx->record->waiter = NULL;
+        ctx->record = NULL;
+    }
+
+    if (ctx->timer.timer_set) {
+        ngx_del_timer(&ctx->timer);
+    }
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_send(ngx_http_request_t *r, ngx_uint_t status,
+    ngx_str_t *body, ngx_uint_t retry)
+{
+    ngx_int_t         rc;
+    ngx_buf_t        *b;
+    ngx_chain_t       out;
+    ngx_table_elt_t  *h;
+
+    r->headers_out.status = status;
+    r->headers_out.content_length_n = body->len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    if (retry) {
+        h = ngx_list_push(&r->headers_out.headers);
+        if (h == NULL) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        h->hash = 1;
+#if (nginx_version >= 1023000)
+        h->next = NULL;
+#endif
+        ngx_str_set(&h->key, "Retry-After");
+        ngx_str_set(&h->value, NGX_HTTP_REDUCTRAI_RETRY_AFTER);
+    }
+
+    if (body->len == 0) {
+        r->header_only = 1;
+        return ngx_http_send_header(r);
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->pos = body->data;
+    b->last = body->data + body->len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    rc = ngx_http_send_header(r);
+
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+static ngx_http_reductrai_record_t *
+ngx_http_reductrai_record_create(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx)
+{
+    u_char                            *p, ts[NGX_HTTP_REDUCTRAI_TS_LEN];
+    u_char                             fp[NGX_HTTP_REDUCTRAI_FP_LEN];
+    size_t                             head, mem, len;
+    ngx_buf_t                         *b;
+    ngx_uint_t                         npieces, in_file;
+    ngx_chain_t                       *cl;
+    ngx_http_reductrai_headers_t       h;
+    ngx_http_reductrai_record_t       *rec;
+    ngx_http_reductrai_record_meta_t   meta;
+
+    if (ngx_http_reductrai_record_meta(r, ctx, &meta, &h, ts, fp) != NGX_OK) {
+        return NULL;
+    }
+
+    head = ngx_http_reductrai_record_head_len(&meta);
+
+    mem = 0;
+    npieces = 0;
+    in_file = 0;
+
+    if (r->request_body != NULL) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            b = cl->buf;
+
+            if (b->in_file) {
+                in_file = 1;
+
+            } else {
+                mem += b->last - b->pos;
+            }
+
+            npieces++;
+        }
+    }
+
+    if (!in_file) {
+        npieces = 0;
+    }
+
+    len = sizeof(ngx_http_reductrai_record_t) + head + mem
+          + npieces * sizeof(ngx_http_reductrai_piece_t);
+
+    p = ngx_alloc(len, r->connection->log);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    rec = (ngx_http_reductrai_record_t *) p;
+    ngx_memzero(rec, sizeof(ngx_http_reductrai_record_t));
+
+    rec->fd = NGX_INVALID_FILE;
+    rec->ts_ms = (int64_t) r->start_sec * 1000 + r->start_msec;
+    rec->coding = ngx_http_reductrai_encoding_parse(
+                      h.content_encoding ? h.content_encoding->value.data
+                                         : NULL,
+                      h.content_encoding ? h.content_encoding->value.len : 0);
+
+    rec->head = p + sizeof(ngx_http_reductrai_record_t);
+    rec->head_len = ngx_http_reductrai_record_head(rec->head, &meta)
+                    - rec->head;
+
+    rec->body = rec->head + head;
+    rec->mem = mem;
+    rec->npieces = npieces;
+    rec->pieces = npieces ? (ngx_http_reductrai_piece_t *) (rec->body + mem)
+                          : NULL;
+
+    if (ngx_http_reductrai_record_body_copy(r, rec, rec->body, rec->pieces)
+        != NGX_OK)
+    {
+        ngx_http_reductrai_record_free(rec);
+        return NULL;
+    }
+
+    return rec;
+}
+
+
+/*
+ * Copies the in-memory parts of the body and dup()s the temporary file:
+ * nginx unlinks it at once and closes it with the request, while our copy
+ * of the descriptor keeps the data readable for the encode job.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_record_body_copy(ngx_http_request_t *r,
+    ngx_http_reductrai_record_t *rec, u_char *body,
+    ngx_http_reductrai_piece_t *pieces)
+{
+    u_char       *p;
+    ngx_buf_t    *b;
+    ngx_uint_t    i;
+    ngx_chain_t  *cl;
+
+    if (r->request_body == NULL) {
+        return NGX_OK;
+    }
+
+    p = body;
+    i = 0;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (b->in_file) {
+            if (rec->fd == NGX_INVALID_FILE) {
+                rec->fd = dup(b->file->fd);
+
+                if (rec->fd == NGX_INVALID_FILE) {
+                    ngx_log_error(NGX_LOG_CRIT, r->connection->log,
+                                  ngx_errno, "reductrai: dup() failed");
+                    return NGX_ERROR;
+                }
+            }
+
+            if (pieces != NULL) {
+                pieces[i].offset = b->file_pos;
+                pieces[i].len = (size_t) (b->file_last - b->file_pos);
+                pieces[i].in_file = 1;
+            }
+
+            rec->size += (size_t) (b->file_last - b->file_pos);
+
+        } else {
+            if (pieces != NULL) {
+                pieces[i].offset = p - body;
+                pieces[i].len = b->last - b->pos;
+                pieces[i].in_file = 0;
+            }
+
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            rec->size += b->last - b->pos;
+        }
+
+        i++;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_record_meta(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_meta_t *meta,
+    ngx_http_reductrai_headers_t *h, u_char *ts, u_char *fp)
+{
+    u_char                          *uri;
+    size_t                           len;
+    ngx_str_t                        key;
+    ngx_table_elt_t                 *e;
+    ngx_http_reductrai_shm_t        *sh;
+    ngx_http_variable_value_t       *vv;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+#define ngx_http_reductrai_set(field, str)                                   \
+    meta->field.data = (str).data;                                           \
+    meta->field.len = (str).len
+
+#define ngx_http_reductrai_set_header(field, elt)                            \
+    if ((elt) != NULL) {                                                     \
+        ngx_http_reductrai_set(field, (elt)->value);                         \
+    }
+
+    ngx_memzero(meta, sizeof(ngx_http_reductrai_record_meta_t));
+
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
+    sh = ngx_http_reductrai_shm();
+
+    ngx_http_reductrai_find_headers(r, h);
+
+    ctx->id.data = ngx_pnalloc(r->pool, NGX_HTTP_REDUCTRAI_ID_LEN);
+    if (ctx->id.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->id.len = ngx_http_reductrai_next_id(ctx->id.data) - ctx->id.data;
+
+    ngx_http_reductrai_format_ts(ts,
+                                 (int64_t) r->start_sec * 1000
+                                 + r->start_msec);
+
+    ngx_http_reductrai_set(id, ctx->id);
+    meta->ts.data = ts;
+    meta->ts.len = NGX_HTTP_REDUCTRAI_TS_LEN;
+    meta->stream.data = sh->streams[ctx->slot].name;
+    meta->stream.len = ngx_strlen(sh->streams[ctx->slot].name);
+    ngx_http_reductrai_set(method, r->method_name);
+
+    /* credentials in the query never reach the archive */
+
+    len = ngx_http_reductrai_redact_uri_len(r->unparsed_uri.data,
+                                            r->unparsed_uri.len);
+    uri = ngx_pnalloc(r->pool, len);
+    if (uri == NULL) {
+        return NGX_ERROR;
+    }
+
+    meta->uri.data = uri;
+    meta->uri.len = ngx_http_reductrai_redact_uri(uri, r->unparsed_uri.data,
+                                                  r->unparsed_uri.len);
+
+    ngx_http_reductrai_set_header(host, r->headers_in.host);
+    ngx_http_reductrai_set(client, r->connection->addr_text);
+
+    if (h->request_id != NULL) {
+        ngx_http_reductrai_set(request_id, h->request_id->value);
+
+    } else {
+        vv = ngx_http_get_indexed_variable(r, rmcf->request_id_index);
+
+        if (vv != NULL && !vv->not_found) {
+            meta->request_id.data = vv->data;
+            meta->request_id.len = vv->len;
+        }
+    }
+
+    ngx_http_reductrai_set_header(content_type, r->headers_in.content_type);
+    ngx_http_reductrai_set_header(content_encoding, h->content_encoding);
+    ngx_http_reductrai_set_header(user_agent, r->headers_in.user_agent);
+
+    key = ngx_http_reductrai_api_key(r, h);
+
+    if (key.data != NULL) {
+        ngx_http_reductrai_api_key_fp(fp, key.data, key.len);
+        meta->api_key_fp.data = fp;
+        meta->api_key_fp.len = NGX_HTTP_REDUCTRAI_FP_LEN;
+    }
+
+    meta->forwarded = ctx->forward;
+
+    (void) e;
+
+#undef ngx_http_reductrai_set
+#undef ngx_http_reductrai_set_header
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_reductrai_find_headers(ngx_http_request_t *r,
+    ngx_http_reductrai_headers_t *h)
+{
+    ngx_uint_t        i, rank, best;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *e;
+
+    ngx_memzero(h, sizeof(ngx_http_reductrai_headers_t));
+
+    part = &r->headers_in.headers.part;
+    e = part->elts;
+    best = 0;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            e = part->elts;
+            i = 0;
+        }
+
+        if (e[i].key.len == 16
+            && ngx_strncasecmp(e[i].key.data, (u_char *) "Content-Encoding",
+                               16) == 0)
+        {
+            h->content_encoding = &e[i];
+            continue;
+        }
+
+        if (e[i].key.len == 12
+            && ngx_strncasecmp(e[i].key.data, (u_char *) "X-Request-ID", 12)
+               == 0)
+        {
+            h->request_id = &e[i];
+            continue;
+        }
+
+        /* DD-API-KEY first, then the New Relic and generic key headers */
+
+        rank = 0;
+
+        if (e[i].key.len == 10
+            && ngx_strncasecmp(e[i].key.data, (u_char *) "DD-API-KEY", 10)
+               == 0)
+        {
+            rank = 3;
+
+        } else if ((e[i].key.len == 9
+                    && ngx_strncasecmp(e[i].key.data, (u_char *) "X-Api-Key",
+                                       9) == 0)
+                   || (e[i].key.len == 7
+                       && ngx_strncasecmp(e[i].key.data,
+                                          (u_char *) "Api-Key", 7) == 0)
+                   || (e[i].key.len == 13
+                       && ngx_strncasecmp(e[i].key.data,
+                                          (u_char *) "X-License-Key", 13)
+                          == 0))
+        {
+            rank = 2;
+        }
+
+        if (rank > best) {
+            best = rank;
+            h->api_key = &e[i];
+        }
+    }
+}
+
+
+static ngx_str_t
+ngx_http_reductrai_api_key(ngx_http_request_t *r,
+    ngx_http_reductrai_headers_t *h)
+{
+    ngx_str_t                 key;
+    ngx_http_reductrai_str_t  s;
+
+    if (h->api_key != NULL && h->api_key->value.len) {
+        return h->api_key->value;
+    }
+
+    if (r->headers_in.authorization != NULL) {
+        s = ngx_http_reductrai_authorization_token(
+                r->headers_in.authorization->value.data,
+                r->headers_in.authorization->value.len);
+
+        if (s.data != NULL && s.len) {
+            key.data = (u_char *) s.data;
+            key.len = s.len;
+            return key;
+        }
+    }
+
+    s = ngx_http_reductrai_uri_credential(r->unparsed_uri.data,
+                                          r->unparsed_uri.len);
+
+    key.data = (u_char *) s.data;
+    key.len = s.len;
+
+    return key;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
+    ngx_http_variable_value_t *v, uintptr_t data)
+{
+    ngx_http_reductrai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r->main, ngx_http_reductrai_module);
+
+    if (ctx == NULL || ctx->id.len == 0 || ctx->bypassed) {
+        v->not_found = 1;
+        return NGX_OK;
+    }
+
+    v->len = ctx->id.len;
+    v->valid = 1;
+    v->no_cacheable = 0;
+    v->not_found = 0;
+    v->data = ctx->id.data;
+
+    return NGX_OK;
+}
+
+
+/* the vendor's answer to forwarded requests, by class */
+
+ngx_int_t
+ngx_http_reductrai_log_handler(ngx_http_request_t *r)
+{
+    ngx_uint_t                  class, status, n;
+    ngx_msec_t                  now;
+    ngx_http_reductrai_shm_t   *sh;
+    ngx_http_reductrai_ctx_t   *ctx;
+    ngx_http_upstream_state_t  *state;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+
+    if (ctx == NULL || !ctx->forward || ctx->phase_rc != NGX_DECLINED) {
+        return NGX_OK;
+    }
+
+    sh = ngx_http_reductrai_shm();
+    class = NGX_HTTP_REDUCTRAI_CLASS_ERROR;
+
+    if (r->upstream_states != NULL && r->upstream_states->nelts > 0) {
+        n = r->upstream_states->nelts;
+        state = r->upstream_states->elts;
+        state = &state[n - 1];
+
+        /* no header from the vendor: nginx made up the 502 or 504 */
+        if (state->peer != NULL && state->header_time != (ngx_msec_t) -1
+            && state->status >= 100)
+        {
+            status = state->status;
+            class = status < 300 ? NGX_HTTP_REDUCTRAI_CLASS_2XX
+                    : status < 400 ? NGX_HTTP_REDUCTRAI_CLASS_3XX
+                    : status < 500 ? NGX_HTTP_REDUCTRAI_CLASS_4XX
+                    : NGX_HTTP_REDUCTRAI_CLASS_5XX;
+        }
+
+    } else if (r->upstream == NULL && r->headers_out.status >= 100) {
+        /* a content handler of another kind answered itself */
+        status = r->headers_out.status;
+        class = status < 300 ? NGX_HTTP_REDUCTRAI_CLASS_2XX
+                : status < 400 ? NGX_HTTP_REDUCTRAI_CLASS_3XX
+                : status < 500 ? NGX_HTTP_REDUCTRAI_CLASS_4XX
+                : NGX_HTTP_REDUCTRAI_CLASS_5XX;
+    }
+
+    (void) ngx_atomic_fetch_add(&sh->streams[ctx->slot].upstream[class], 1);
+
+    now = (ngx_msec_t) ngx_http_reductrai_now_ms();
+
+    if (class == NGX_HTTP_REDUCTRAI_CLASS_5XX
+        || class == NGX_HTTP_REDUCTRAI_CLASS_ERROR)
+    {
+        (void) ngx_atomic_fetch_add(&sh->forward_errors, 1);
+        (void) ngx_atomic_fetch_add(&sh->failing, 1);
+        sh->last_err_ms = now;
+
+    } else {
+        sh->failing = 0;
+        sh->last_ok_ms = now;
+    }
+
+    return NGX_OK;
+}
