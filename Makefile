@@ -29,10 +29,18 @@ UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
 
 ASAN_FLAGS  := -fsanitize=address -fno-omit-frame-pointer
+NODE_DIR    := t/node
 
-.PHONY: all module unit asan deps run test test-asan clean
+# parts of the build that live with their code (cli/, bench/, packaging/)
+# add their targets to these
+ALL_TARGETS  := module
+TEST_TARGETS := module unit node
 
-all: module
+include $(wildcard */*.mk)
+
+.PHONY: all module unit asan node deps run test test-asan clean
+
+all: $(ALL_TARGETS)
 
 module: $(OBJS)/ngx_http_reductrai_module.so
 
@@ -53,6 +61,12 @@ $(OBJS)/unit/%: t/unit/%.c t/unit/unit.h $(CORE_SRCS) $(CORE_HDRS)
 	@mkdir -p $(OBJS)/unit
 	$(CC) $(CORE_CFLAGS) -It/unit -o $@ $< $(CORE_SRCS) $(CORE_LIBS)
 
+# protocol servers for the tests (S3, Azure, DuckDB), pinned in a lockfile
+node: $(NODE_DIR)/node_modules/.package-lock.json
+
+$(NODE_DIR)/node_modules/.package-lock.json: $(NODE_DIR)/package-lock.json
+	cd $(NODE_DIR) && npm ci --no-audit --no-fund --loglevel=error
+
 run:
 	tools/deps.sh run
 	$(MAKE) module
@@ -60,12 +74,12 @@ run:
 
 test:
 	tools/deps.sh test
-	$(MAKE) module unit
+	$(MAKE) $(TEST_TARGETS)
 	prove -r t/
 
 test-asan:
 	tools/deps.sh test
-	$(MAKE) asan unit
+	$(MAKE) asan $(TEST_TARGETS)
 	TEST_NGINX_ASAN=1 prove -r t/
 
 clean:
