@@ -34,18 +34,43 @@ static char *ngx_http_reductrai_forward(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_reductrai_ack(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_reductrai_check_bounds(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_reductrai_check_size(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_reductrai_check_msec(ngx_conf_t *cf, void *post,
+    void *data);
+static char *ngx_http_reductrai_set_enum(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static ngx_int_t ngx_http_reductrai_default_instance(ngx_conf_t *cf,
     ngx_str_t *instance);
 static ngx_int_t ngx_http_reductrai_check_spool(ngx_conf_t *cf,
     ngx_http_reductrai_main_conf_t *rmcf);
 
 
-static ngx_conf_num_bounds_t  ngx_http_reductrai_level_bounds = {
-    ngx_conf_check_num_bounds, 1, 19
+/* bounds checked as each directive is read, so errors point at it */
+
+typedef struct {
+    ngx_conf_post_handler_pt  post_handler;
+    ngx_int_t                 low;
+    ngx_int_t                 high;
+} ngx_http_reductrai_bounds_t;
+
+
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_level_bounds = {
+    ngx_http_reductrai_check_bounds, 1, 19
 };
 
-static ngx_conf_num_bounds_t  ngx_http_reductrai_concurrency_bounds = {
-    ngx_conf_check_num_bounds, 1, 256
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_concurrency_bounds = {
+    ngx_http_reductrai_check_bounds, 1, 256
+};
+
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_segment_size_bounds = {
+    ngx_http_reductrai_check_size, 4096, NGX_MAX_INT_T_VALUE
+};
+
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_segment_age_bounds = {
+    ngx_http_reductrai_check_msec, 1000, NGX_MAX_INT_T_VALUE
 };
 
 
@@ -100,14 +125,14 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, segment_size),
-      NULL },
+      &ngx_http_reductrai_segment_size_bounds },
 
     { ngx_string("reductrai_segment_age"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, segment_age),
-      NULL },
+      &ngx_http_reductrai_segment_age_bounds },
 
     { ngx_string("reductrai_compression_level"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -146,7 +171,7 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
 
     { ngx_string("reductrai_durability"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_reductrai_set_enum,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, durability),
       &ngx_http_reductrai_durability_values },
@@ -160,7 +185,7 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
 
     { ngx_string("reductrai_spool_full"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_conf_set_enum_slot,
+      ngx_http_reductrai_set_enum,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_reductrai_loc_conf_t, spool_full),
       &ngx_http_reductrai_spool_full_values },
@@ -309,18 +334,6 @@ ngx_http_reductrai_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_uint_value(rmcf->durability, NGX_HTTP_REDUCTRAI_WRITE);
     ngx_conf_init_msec_value(rmcf->commit_timeout, 10000);
 
-    if (rmcf->segment_size < 4096) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"reductrai_segment_size\" must be at least 4k");
-        return NGX_CONF_ERROR;
-    }
-
-    if (rmcf->segment_age < 1000) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "\"reductrai_segment_age\" must be at least 1s");
-        return NGX_CONF_ERROR;
-    }
-
     if (rmcf->instance.data == NULL
         && ngx_http_reductrai_default_instance(cf, &rmcf->instance) != NGX_OK)
     {
@@ -419,6 +432,114 @@ ngx_http_reductrai_check_spool(ngx_conf_t *cf,
     path->line = rmcf->storage_line;
 
     return ngx_add_path(cf, &path);
+}
+
+
+static char *
+ngx_http_reductrai_check_bounds(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_reductrai_bounds_t  *b = post;
+    ngx_int_t                    *np = data;
+
+    ngx_str_t  *value;
+
+    if (*np >= b->low && *np <= b->high) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" must be between %i and %i", &value[0],
+                       b->low, b->high);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_reductrai_check_size(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_reductrai_bounds_t  *b = post;
+    size_t                       *sp = data;
+
+    ngx_str_t  *value;
+
+    if (*sp >= (size_t) b->low) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" must be at least %uzk", &value[0],
+                       (size_t) b->low / 1024);
+
+    return NGX_CONF_ERROR;
+}
+
+
+static char *
+ngx_http_reductrai_check_msec(ngx_conf_t *cf, void *post, void *data)
+{
+    ngx_http_reductrai_bounds_t  *b = post;
+    ngx_msec_t                   *mp = data;
+
+    ngx_str_t  *value;
+
+    if (*mp >= (ngx_msec_t) b->low) {
+        return NGX_CONF_OK;
+    }
+
+    value = cf->args->elts;
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "\"%V\" must be at least %Ms", &value[0],
+                       (ngx_msec_t) b->low / 1000);
+
+    return NGX_CONF_ERROR;
+}
+
+
+/* ngx_conf_set_enum_slot() with a message that says where and what */
+
+static char *
+ngx_http_reductrai_set_enum(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    char  *p = conf;
+
+    u_char           *last, buf[128];
+    ngx_str_t        *value;
+    ngx_uint_t        i, *np;
+    ngx_conf_enum_t  *e;
+
+    np = (ngx_uint_t *) (p + cmd->offset);
+
+    if (*np != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+    e = cmd->post;
+    last = buf;
+
+    for (i = 0; e[i].name.len != 0; i++) {
+        if (e[i].name.len == value[1].len
+            && ngx_strcasecmp(e[i].name.data, value[1].data) == 0)
+        {
+            *np = e[i].value;
+            return NGX_CONF_OK;
+        }
+
+        last = ngx_slprintf(last, buf + sizeof(buf), "%s\"%V\"",
+                            i ? ", " : "", &e[i].name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "invalid value \"%V\" in \"%V\", it must be %*s",
+                       &value[1], &value[0], last - buf, buf);
+
+    return NGX_CONF_ERROR;
 }
 
 
