@@ -262,6 +262,9 @@ ngx_uint_t ngx_http_reductrai_stream_slot(ngx_str_t *name);
 void ngx_http_reductrai_storage_state(ngx_uint_t state, ngx_log_t *log,
     ngx_http_reductrai_storage_err_t *err);
 ngx_uint_t ngx_http_reductrai_spool_full(void);
+int64_t ngx_http_reductrai_lag(void);
+void ngx_http_reductrai_gauge_sub(ngx_atomic_t *gauge,
+    ngx_atomic_uint_t value);
 
 /* status.c */
 char *ngx_http_reductrai_health(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -460,7 +460,13 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
 
         (void) ngx_atomic_fetch_add(&sh->uploads, 1);
         (void) ngx_atomic_fetch_add(&sh->storage_bytes, up->seg.size);
-        (void) ngx_atomic_fetch_add(&sh->spool_bytes, -up->seg.size);
+        ngx_http_reductrai_gauge_sub(&sh->spool_bytes, up->seg.size);
+        ngx_http_reductrai_gauge_sub(&sh->spool_segments, 1);
+
+        /* the lag and the counts settle with a scan as soon as idle */
+        if (sp->nqueue == 0 && sp->inflight == 0) {
+            sp->last_scan_ms = 0;
+        }
 
         if (up->error) {
             ngx_log_error(NGX_LOG_CRIT, ev->log, up->error,

@@ -220,3 +220,39 @@ ngx_http_reductrai_spool_full(void)
 
     return (off_t) ngx_http_reductrai_sh->spool_bytes >= rmcf->spool_max_size;
 }
+
+
+/*
+ * A gauge corrected by spool scans may meet a late decrement for a file the
+ * scan already missed: never let it wrap below zero.
+ */
+
+void
+ngx_http_reductrai_gauge_sub(ngx_atomic_t *gauge, ngx_atomic_uint_t value)
+{
+    ngx_atomic_uint_t  old;
+
+    do {
+        old = *gauge;
+    } while (!ngx_atomic_cmp_set(gauge, old, old > value ? old - value : 0));
+}
+
+
+/* age in seconds of the oldest record not yet in storage */
+
+int64_t
+ngx_http_reductrai_lag(void)
+{
+    int64_t                    lag;
+    ngx_http_reductrai_shm_t  *sh;
+
+    sh = ngx_http_reductrai_sh;
+
+    if (sh->spool_segments == 0 || sh->oldest_ms == 0) {
+        return 0;
+    }
+
+    lag = (ngx_http_reductrai_now_ms() - (int64_t) sh->oldest_ms) / 1000;
+
+    return lag > 0 ? lag : 0;
+}

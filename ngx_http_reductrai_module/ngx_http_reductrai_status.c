@@ -172,7 +172,7 @@ ngx_http_reductrai_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_reductrai_health_handler(ngx_http_request_t *r)
 {
-    int64_t                          now, lag;
+    int64_t                          lag;
     ngx_int_t                        rc;
     ngx_buf_t                       *b;
     ngx_str_t                        type;
@@ -199,8 +199,7 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
         return NGX_HTTP_SERVICE_UNAVAILABLE;
     }
 
-    now = ngx_http_reductrai_now_ms();
-    lag = sh->oldest_ms ? (now - (int64_t) sh->oldest_ms) / 1000 : 0;
+    lag = ngx_http_reductrai_lag();
 
     storage = rmcf->storage ? sh->storage_state
                             : NGX_HTTP_REDUCTRAI_STORAGE_UNKNOWN;
@@ -243,7 +242,7 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
                           state, ngx_time() - (time_t) sh->start_time,
                           ngx_http_reductrai_storage_name(storage), vendor,
                           sh->spool_bytes, rmcf->spool_max_size,
-                          sh->spool_segments, lag < 0 ? 0 : lag);
+                          sh->spool_segments, lag);
 
     ngx_str_set(&type, "application/json");
 
@@ -329,8 +328,12 @@ ngx_http_reductrai_peers_state(ngx_http_upstream_srv_conf_t *uscf,
 
     peers = uscf->peer.data;
 
-    /* the zone replaces peer.data at start: read it per request */
-    if (peers == NULL || peers->shpool == NULL) {
+    /*
+     * The zone replaces peer.data at start: read it per request.  A lone
+     * server is never marked failed by nginx, so it tells nothing.
+     */
+
+    if (peers == NULL || peers->shpool == NULL || peers->single) {
         return NGX_DECLINED;
     }
 
@@ -375,7 +378,6 @@ static ngx_int_t
 ngx_http_reductrai_metrics_handler(ngx_http_request_t *r)
 {
     size_t                              size;
-    int64_t                             now, lag;
     ngx_int_t                           rc;
     ngx_buf_t                          *b;
     ngx_str_t                           type;
@@ -487,12 +489,9 @@ ngx_http_reductrai_metrics_handler(ngx_http_request_t *r)
                                  == NGX_HTTP_REDUCTRAI_STORAGE_CONNECTED));
     }
 
-    now = ngx_http_reductrai_now_ms();
-    lag = sh->oldest_ms ? (now - (int64_t) sh->oldest_ms) / 1000 : 0;
-
     ngx_http_reductrai_value("reductrai_archive_lag_seconds", "gauge",
         "Age of the oldest record not yet in storage.", "%L",
-        lag < 0 ? 0 : lag);
+        ngx_http_reductrai_lag());
     ngx_http_reductrai_value("reductrai_spool_bytes", "gauge",
         "Bytes in the spool.", "%uA", sh->spool_bytes);
     ngx_http_reductrai_value("reductrai_spool_max_bytes", "gauge",

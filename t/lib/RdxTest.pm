@@ -1139,6 +1139,19 @@ sub metrics {
 }
 
 
+# /metrics of a stopped instance: start it, read, stop it again
+sub metrics_after_start {
+    my ($self) = @_;
+    my $running = $self->master_pid;
+
+    $self->start unless $running;
+    my $m = $self->metrics;
+    $self->stop unless $running;
+
+    return $m;
+}
+
+
 # /health as (status code, decoded body)
 sub health {
     my ($self, %o) = @_;
