@@ -105,6 +105,10 @@ ok($rec{'/by-level/1'}{forwarded} && $vendor{'/by-level/1'},
 ok(!$rec{'/by-level/2'}{forwarded} && !$vendor{'/by-level/2'},
    'map: local record');
 
+wait_for(sub {
+    $t->metrics->{'reductrai_upstream_responses_total{stream="default",'
+                  . 'class="2xx"}'} == $fwd + 1
+}, 5, 'the forwards are counted in the log phase');
 my $m = $t->metrics;
 is($m->{'reductrai_requests_total{stream="default"}'}, $total,
    'requests_total counts forwarded and local requests');
