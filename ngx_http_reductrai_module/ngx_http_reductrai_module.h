@@ -128,6 +128,7 @@ typedef struct {
     ngx_atomic_t                     uploads;
     ngx_atomic_t                     upload_errors;
     ngx_atomic_t                     storage_state;
+    ngx_atomic_t                     storage_status;  /* last HTTP status */
     ngx_atomic_t                     dropped;
     ngx_atomic_t                     quarantined;
     ngx_atomic_t                     forward_errors;

@@ -172,28 +172,46 @@ ngx_http_reductrai_find_slot(ngx_http_reductrai_shm_t *sh, ngx_str_t *name)
 
 /*
  * Storage state changes are logged once, by the worker that saw the change
- * first, with the reason (never a secret: backends keep them out).
+ * first, with the reason (never a secret: backends keep them out); while
+ * disconnected, a new kind of failure (another HTTP status) is logged too,
+ * so that a network error turning into a 403 does not go unseen.
  */
 
 void
 ngx_http_reductrai_storage_state(ngx_uint_t state, ngx_log_t *log,
     ngx_http_reductrai_storage_err_t *err)
 {
-    ngx_atomic_uint_t          old;
+    ngx_uint_t                 changed;
+    ngx_atomic_uint_t          old, status;
     ngx_http_reductrai_shm_t  *sh;
 
     sh = ngx_http_reductrai_sh;
+    changed = 0;
 
     for ( ;; ) {
         old = sh->storage_state;
 
         if (old == state) {
-            return;
+            break;
         }
 
         if (ngx_atomic_cmp_set(&sh->storage_state, old, state)) {
+            changed = 1;
             break;
         }
+    }
+
+    status = err ? (ngx_atomic_uint_t) err->status : 0;
+    old = sh->storage_status;
+
+    if (old != status && ngx_atomic_cmp_set(&sh->storage_status, old, status)
+        && state == NGX_HTTP_REDUCTRAI_STORAGE_DISCONNECTED)
+    {
+        changed = 1;
+    }
+
+    if (!changed) {
+        return;
     }
 
     if (state == NGX_HTTP_REDUCTRAI_STORAGE_CONNECTED) {

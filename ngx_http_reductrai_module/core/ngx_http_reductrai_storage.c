@@ -5,6 +5,7 @@
 
 
 #include "ngx_http_reductrai_storage.h"
+#include "ngx_http_reductrai_http.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -87,9 +88,10 @@ static const struct {
     const ngx_http_reductrai_storage_backend_t  *backend;
 } ngx_http_reductrai_backends[] = {
     { "file", NGX_HTTP_REDUCTRAI_B_FILE, &ngx_http_reductrai_storage_file },
-    { "s3", NGX_HTTP_REDUCTRAI_B_S3, NULL },
-    { "gs", NGX_HTTP_REDUCTRAI_B_GS, NULL },
-    { "azure", NGX_HTTP_REDUCTRAI_B_AZURE, NULL },
+    { "s3", NGX_HTTP_REDUCTRAI_B_S3, &ngx_http_reductrai_storage_s3 },
+    { "gs", NGX_HTTP_REDUCTRAI_B_GS, &ngx_http_reductrai_storage_gcs },
+    { "azure", NGX_HTTP_REDUCTRAI_B_AZURE,
+      &ngx_http_reductrai_storage_azure },
     { NULL, 0, NULL }
 };
 
@@ -229,8 +231,8 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd == -1) {
-        snprintf(err, errlen, "open(\"%s\") failed: %s", path,
-                 strerror(errno));
+        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path,
+                 errno, strerror(errno));
         return NULL;
     }
 

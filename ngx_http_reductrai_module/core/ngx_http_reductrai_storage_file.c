@@ -337,7 +337,11 @@ ngx_http_reductrai_file_path(ngx_http_reductrai_storage_t *st, char *buf,
 }
 
 
-/* creates the missing directories of path below its first root bytes */
+/*
+ * Creates the missing directories of path below its first root bytes; the
+ * entry of each new directory is fsync()ed into its parent, so that a power
+ * loss cannot take away a directory an object was then renamed into.
+ */
 
 static int
 ngx_http_reductrai_file_mkdirs(char *path, size_t root)
@@ -349,27 +353,34 @@ ngx_http_reductrai_file_mkdirs(char *path, size_t root)
         return S_ISDIR(sb.st_mode) ? 0 : (errno = ENOTDIR, -1);
     }
 
-    for (p = path + root; *p; p++) {
-        if (*p != '/' || p == path) {
+    for (p = path + root; /* void */; p++) {
+        if (*p != '/' && *p != '\0') {
             continue;
         }
 
-        *p = '\0';
+        if (p != path) {
+            char  c = *p;
 
-        if (mkdir(path, 0755) == -1 && errno != EEXIST) {
-            *p = '/';
-            return -1;
+            *p = '\0';
+
+            if (mkdir(path, 0755) == 0) {
+                if (ngx_http_reductrai_file_sync_dir(path) != 0) {
+                    *p = c;
+                    return -1;
+                }
+
+            } else if (errno != EEXIST) {
+                *p = c;
+                return -1;
+            }
+
+            *p = c;
         }
 
-        *p = '/';
+        if (*p == '\0') {
+            return 0;
+        }
     }
-
-    if (mkdir(path, 0755) == -1 && errno != EEXIST) {
-        return -1;
-    }
-
-    /* the new directory entries must survive a crash too */
-    return ngx_http_reductrai_file_sync_dir(path);
 }
 
 

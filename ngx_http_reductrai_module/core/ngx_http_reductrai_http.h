@@ -1,0 +1,252 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * What the HTTP storage backends (s3://, gs://, azure://) share: a libcurl
+ * easy handle per thread, reused so connections stay open between uploads,
+ * with the storage's timeouts and TLS settings; request bodies streamed
+ * from a file range; responses mapped to the storage result codes with a
+ * one-line reason and never a secret; and the signing helpers (SigV4,
+ * Azure Shared Key, the RS256 JWT of a Google service account), exposed
+ * here so the unit tests can check them against published examples.
+ */
+
+
+#ifndef _NGX_HTTP_REDUCTRAI_HTTP_H_INCLUDED_
+#define _NGX_HTTP_REDUCTRAI_HTTP_H_INCLUDED_
+
+
+#include "ngx_http_reductrai_storage.h"
+
+#include <time.h>
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+
+/* hex SHA-256 of no bytes: the payload hash of a request without a body */
+#define NGX_HTTP_REDUCTRAI_EMPTY_SHA256                                      \
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* error and listing bodies kept in memory, at most */
+#define NGX_HTTP_REDUCTRAI_HTTP_BODY_MAX  (8 * 1024 * 1024)
+
+
+/*
+ * A wanted byte range of a GET, and what has been delivered of it.  Servers
+ * may answer a range with more than asked (200 with the whole object, or a
+ * suffix range taken as "bytes=0-N"): only the wanted bytes reach the sink,
+ * and what is missing is fetched again with an absolute range.
+ */
+typedef struct {
+    int64_t                      start;     /* wanted first byte */
+    int64_t                      end;       /* wanted end, -1: object end */
+    int64_t                      suffix;    /* > 0: the last suffix bytes */
+    int64_t                      done;      /* delivered from start */
+    int64_t                      pos;       /* offset of the next byte in */
+    int64_t                      total;     /* object size, -1 unknown */
+    ngx_http_reductrai_sink_pt   sink;
+    void                        *data;
+    unsigned                     started:1;
+    unsigned                     failed:1;  /* the sink refused */
+    unsigned                     empty:1;   /* 416: nothing there */
+} ngx_http_reductrai_window_t;
+
+
+typedef struct ngx_http_reductrai_http_s  ngx_http_reductrai_http_t;
+
+struct ngx_http_reductrai_http_s {
+    CURL                                     *curl;
+    struct curl_slist                        *headers;
+    const ngx_http_reductrai_storage_conf_t  *conf;
+    char                                      errbuf[CURL_ERROR_SIZE];
+
+    /* the request body: a file range, or memory */
+    int                                       fd;
+    int64_t                                   offset;
+    int64_t                                   length;
+    int64_t                                   sent;
+    const u_char                             *mem;
+
+    /* the response */
+    long                                      status;
+    int64_t                                   content_length;
+    int64_t                                   range_start;
+    int64_t                                   range_total;
+    char                                      etag[128];
+    ngx_http_reductrai_buf_t                  body;
+    unsigned                                  body_truncated:1;
+    ngx_http_reductrai_window_t              *window;
+
+    /* secrets that must never reach an error message */
+    const char                               *secrets[4];
+
+    ngx_http_reductrai_http_t                *next;
+};
+
+
+/*
+ * A storage using HTTP counts itself in (+1) when made and out (-1) when
+ * destroyed; the handles are freed with the last one.
+ */
+void ngx_http_reductrai_http_use(int delta);
+
+
+/*
+ * Starts a request on the calling thread's handle ("GET", "PUT", "POST",
+ * "HEAD", "DELETE"); NULL with err set when libcurl fails.  Headers are
+ * "Name: value".
+ */
+ngx_http_reductrai_http_t *ngx_http_reductrai_http_begin(
+    const ngx_http_reductrai_storage_conf_t *conf, const char *method,
+    const char *url, ngx_http_reductrai_storage_err_t *err);
+int ngx_http_reductrai_http_header(ngx_http_reductrai_http_t *h,
+    const char *fmt, ...);
+void ngx_http_reductrai_http_body_fd(ngx_http_reductrai_http_t *h, int fd,
+    int64_t offset, int64_t length);
+void ngx_http_reductrai_http_body_mem(ngx_http_reductrai_http_t *h,
+    const u_char *p, size_t len);
+/* a secret to scrub from messages (the handle keeps the pointer) */
+void ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
+    const char *secret);
+
+/*
+ * Runs the request.  2xx gives OK, 404 NOT_FOUND, network errors, 408,
+ * 429 and 5xx RETRY, other statuses FATAL, each with a reason in err
+ * ("HTTP 403 SignatureDoesNotMatch: ...").  h->status, h->body (error and
+ * listing bodies), h->etag stay readable until the next begin.
+ */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_perform(
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_err_t *err);
+
+/* the window's next range; returns 0 when nothing is left to fetch */
+int ngx_http_reductrai_http_window_next(ngx_http_reductrai_window_t *w,
+    int64_t *from, int64_t *to);
+
+/* "<Code>" and "<Message>" of an XML error body, as one line */
+size_t ngx_http_reductrai_http_xml_reason(const char *xml, size_t len,
+    char *buf, size_t size);
+
+/*
+ * Finds the next <tag>...</tag> (or <tag attr...>) in [*pos, end); on
+ * success points text and text_end at its content and moves pos past it.
+ */
+int ngx_http_reductrai_http_xml_next(const char **pos, const char *end,
+    const char *tag, const char **text, const char **text_end);
+/* XML text with the five predefined entities and &#N; decoded */
+size_t ngx_http_reductrai_http_xml_unescape(const char *p, const char *end,
+    char *buf, size_t size);
+
+/* replaces each occurrence of secret in msg with "***" */
+void ngx_http_reductrai_http_scrub(char *msg, const char *secret);
+
+
+/* digests, encodings */
+
+void ngx_http_reductrai_http_sha256_hex(const void *p, size_t len, char *hex);
+int ngx_http_reductrai_http_hmac_sha256(const void *key, size_t klen,
+    const void *p, size_t len, u_char *out);
+/*
+ * SHA-256 (hex) and MD5 (base64) of a file range in one pass; the MD5 is
+ * also fed to whole (may be NULL), for a digest of the whole object.
+ */
+int ngx_http_reductrai_http_hash_fd(int fd, int64_t offset, int64_t length,
+    char *sha256_hex, char *md5_b64, EVP_MD_CTX *whole);
+size_t ngx_http_reductrai_http_base64(char *dst, const u_char *src,
+    size_t len, int url);
+/* returns the decoded length, or -1 */
+ssize_t ngx_http_reductrai_http_base64_decode(u_char *dst, const char *src,
+    size_t len);
+/*
+ * Percent-encodes everything but A-Z a-z 0-9 - . _ ~ (and '/' when
+ * keep_slash), as SigV4 and the object stores want; returns the length,
+ * or 0 when it does not fit.
+ */
+size_t ngx_http_reductrai_http_uri_encode(char *dst, size_t size,
+    const char *src, int keep_slash);
+/* RFC 1123 ("Sun, 06 Nov 1994 08:49:37 GMT"), ISO 8601 basic */
+void ngx_http_reductrai_http_date(char *buf, size_t size, time_t t);
+void ngx_http_reductrai_http_amz_date(char *buf, size_t size, time_t t);
+
+
+/* AWS Signature Version 4 */
+
+typedef struct {
+    const char          *method;
+    const char          *path;          /* canonical URI, encoded */
+    const char          *query;         /* canonical query string */
+    const char         **headers;       /* "Name: value", host included */
+    size_t               nheaders;
+    const char          *payload_hash;  /* hex */
+    const char          *access_key;
+    const char          *secret_key;
+    const char          *region;
+    const char          *service;
+    const char          *timestamp;     /* "20130524T000000Z" */
+    ngx_http_reductrai_buf_t  *canonical;  /* the canonical request, or NULL */
+} ngx_http_reductrai_sigv4_t;
+
+/* writes the Authorization header value; returns 0 or -1 */
+int ngx_http_reductrai_sigv4_sign(const ngx_http_reductrai_sigv4_t *in,
+    char *auth, size_t size);
+
+/*
+ * libcurl 7.88 sorts the signed headers as whole "name:value" lines, SigV4
+ * by name: the two orders differ when one header name is the prefix of
+ * another followed by '-' ("x-amz-server-side-encryption" and
+ * "...-aws-kms-key-id").  Returns 1 when libcurl's signature is right.
+ */
+int ngx_http_reductrai_sigv4_curl_order_ok(const char **headers, size_t n);
+
+
+/* Azure Shared Key */
+
+/*
+ * The string to sign of a Blob service request (version 2015-02-21 and
+ * later): headers are "Name: value", path is the encoded URL path, query
+ * the raw (encoded) query string or "".
+ */
+int ngx_http_reductrai_azure_string_to_sign(ngx_http_reductrai_buf_t *out,
+    const char *method, const char **headers, size_t nheaders,
+    const char *account, const char *path, const char *query);
+/* base64 HMAC-SHA256 with the decoded account key */
+int ngx_http_reductrai_azure_signature(const u_char *key, size_t klen,
+    const char *sts, size_t len, char *sig, size_t size);
+
+
+/* Google service accounts */
+
+typedef struct ngx_http_reductrai_gcs_key_s  ngx_http_reductrai_gcs_key_t;
+
+/* parses a service-account JSON key file's content */
+ngx_http_reductrai_gcs_key_t *ngx_http_reductrai_gcs_key_parse(
+    const char *json, char *err, size_t errlen);
+void ngx_http_reductrai_gcs_key_free(ngx_http_reductrai_gcs_key_t *key);
+const char *ngx_http_reductrai_gcs_key_token_uri(
+    ngx_http_reductrai_gcs_key_t *key);
+/* the RS256-signed assertion for the token endpoint; free() it */
+char *ngx_http_reductrai_gcs_jwt(ngx_http_reductrai_gcs_key_t *key,
+    time_t now, const char *scope);
+
+
+/* backends for the table in ngx_http_reductrai_storage.c */
+
+extern const ngx_http_reductrai_storage_backend_t
+    ngx_http_reductrai_storage_s3;
+extern const ngx_http_reductrai_storage_backend_t
+    ngx_http_reductrai_storage_gcs;
+extern const ngx_http_reductrai_storage_backend_t
+    ngx_http_reductrai_storage_azure;
+
+
+/* the S3 protocol with another authorization (GCS with OAuth2 tokens) */
+
+typedef ngx_http_reductrai_storage_rc_e (*ngx_http_reductrai_bearer_pt)(
+    void *data, char *token, size_t size,
+    ngx_http_reductrai_storage_err_t *err);
+
+int ngx_http_reductrai_s3_setup(ngx_http_reductrai_storage_t *st, int gcs,
+    ngx_http_reductrai_bearer_pt bearer, void *data,
+    void (*cleanup)(void *data), char *err, size_t errlen);
+
+
+#endif /* _NGX_HTTP_REDUCTRAI_HTTP_H_INCLUDED_ */

@@ -1,0 +1,1925 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * s3://bucket[/prefix]: Amazon S3 and the stores that speak its protocol
+ * (MinIO, Ceph RGW, Cloudflare R2, Wasabi), and gs:// through the XML API
+ * of Google Cloud Storage, with HMAC keys (SigV4) or OAuth2 tokens.
+ *
+ * Requests are signed by libcurl (CURLOPT_AWS_SIGV4), which in 7.88 needs
+ * help: x-amz-content-sha256 is set here to the payload's real SHA-256,
+ * and queries are given sorted with '=' on every parameter.  Every body
+ * carries Content-MD5, which Object Lock buckets require.
+ *
+ * An object is never half-visible and never rewritten: a HEAD first, and
+ * a conditional PUT (If-None-Match: *, x-goog-if-generation-match: 0).
+ * Segments above multipart_threshold go up part by part from the spool
+ * file; a failed multipart upload is aborted, and one left behind by a
+ * crash is found (ListMultipartUploads on the key) and aborted before the
+ * next attempt.
+ */
+
+
+#include "ngx_http_reductrai_http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+
+#define NGX_HTTP_REDUCTRAI_S3_MAX_PARTS     10000
+#define NGX_HTTP_REDUCTRAI_S3_PART_TRIES    3
+#define NGX_HTTP_REDUCTRAI_S3_URL_MAX       8192
+#define NGX_HTTP_REDUCTRAI_S3_LINES         16
+
+#ifndef ngx_libc_cdecl
+#define ngx_libc_cdecl
+#endif
+
+
+typedef struct {
+    char                           *endpoint_scheme;  /* "https" */
+    char                           *endpoint_host;    /* host[:port] */
+    char                           *endpoint_path;    /* "" or "/x" */
+
+    /* derived in init: where requests go */
+    char                           *origin;           /* scheme://host */
+    char                           *host;             /* the Host header */
+    char                           *path;             /* "/bucket" or "" */
+    char                           *region;
+    char                           *sigv4;            /* aws:amz:R:s3 */
+
+    const char                     *access_key;
+    const char                     *secret_key;
+    const char                     *session_token;
+    char                           *env_access_key;
+    char                           *env_secret_key;
+    char                           *env_session_token;
+
+    unsigned                        gcs:1;
+    unsigned                        virtual_style:1;
+    unsigned                        style_set:1;
+    int                             no_conditional;   /* atomic */
+
+    ngx_http_reductrai_bearer_pt    bearer;
+    void                           *bearer_data;
+    void                          (*bearer_cleanup)(void *data);
+} ngx_http_reductrai_s3_t;
+
+
+typedef struct {
+    const char                     *method;
+    const char                     *key;        /* NULL: the bucket */
+    const char                     *query;      /* canonical, or "" */
+    const char                     *headers[8]; /* "Name: value" */
+    size_t                          nheaders;
+    int                             fd;
+    int64_t                         offset;
+    int64_t                         length;
+    const u_char                   *mem;
+    const char                     *sha256;     /* NULL: no body */
+    const char                     *md5;
+    ngx_http_reductrai_window_t    *window;
+} ngx_http_reductrai_s3_req_t;
+
+
+static int ngx_http_reductrai_s3_create(ngx_http_reductrai_storage_t *st,
+    char *err, size_t errlen);
+static int ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st,
+    char *err, size_t errlen);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_put(
+    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_get(
+    ngx_http_reductrai_storage_t *st, const char *key, int64_t offset,
+    int64_t length, ngx_http_reductrai_sink_pt sink, void *data,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_head(
+    ngx_http_reductrai_storage_t *st, const char *key, int64_t *size,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_list(
+    ngx_http_reductrai_storage_t *st, const char *prefix,
+    ngx_http_reductrai_list_pt handler, void *data,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_probe(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_storage_err_t *err);
+static void ngx_http_reductrai_s3_cleanup(ngx_http_reductrai_storage_t *st);
+
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_put_single(
+    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_multipart(
+    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_parts(
+    ngx_http_reductrai_storage_t *st, const char *key, const char *id,
+    int fd, int64_t size, ngx_http_reductrai_buf_t *xml,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_complete(
+    ngx_http_reductrai_storage_t *st, const char *key, const char *id,
+    ngx_http_reductrai_buf_t *xml, int *exists,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_abort(
+    ngx_http_reductrai_storage_t *st, const char *key, const char *id,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_abort_stale(
+    ngx_http_reductrai_storage_t *st, const char *key,
+    ngx_http_reductrai_storage_err_t *err);
+static size_t ngx_http_reductrai_s3_object_headers(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_s3_req_t *req,
+    char *buf, size_t size);
+static const char *ngx_http_reductrai_s3_conditional(
+    ngx_http_reductrai_s3_t *s3);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_request(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_s3_req_t *req,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+static int ngx_http_reductrai_s3_error_code(ngx_http_reductrai_http_t *h,
+    char *code, size_t size);
+static int ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
+    const char *endpoint, char *err, size_t errlen);
+static char *ngx_http_reductrai_s3_strdup_env(const char *name);
+static void ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3);
+static int ngx_libc_cdecl ngx_http_reductrai_sigv4_cmp(const void *a,
+    const void *b);
+static size_t ngx_http_reductrai_sigv4_line(char *dst, size_t size,
+    const char *line);
+
+
+const ngx_http_reductrai_storage_backend_t  ngx_http_reductrai_storage_s3 = {
+    "s3",
+    ngx_http_reductrai_s3_create,
+    ngx_http_reductrai_s3_init,
+    ngx_http_reductrai_s3_put,
+    ngx_http_reductrai_s3_get,
+    ngx_http_reductrai_s3_head,
+    ngx_http_reductrai_s3_list,
+    ngx_http_reductrai_s3_probe,
+    ngx_http_reductrai_s3_cleanup
+};
+
+
+static int
+ngx_http_reductrai_s3_create(ngx_http_reductrai_storage_t *st, char *err,
+    size_t errlen)
+{
+    return ngx_http_reductrai_s3_setup(st, 0, NULL, NULL, NULL, err, errlen);
+}
+
+
+int
+ngx_http_reductrai_s3_setup(ngx_http_reductrai_storage_t *st, int gcs,
+    ngx_http_reductrai_bearer_pt bearer, void *data,
+    void (*cleanup)(void *data), char *err, size_t errlen)
+{
+    const char                         *p;
+    ngx_http_reductrai_s3_t            *s3;
+    ngx_http_reductrai_storage_conf_t  *conf;
+
+    conf = &st->conf;
+
+    s3 = calloc(1, sizeof(ngx_http_reductrai_s3_t));
+    if (s3 == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    st->data = s3;
+    ngx_http_reductrai_http_use(1);
+
+    s3->gcs = gcs ? 1 : 0;
+    s3->bearer = bearer;
+    s3->bearer_data = data;
+    s3->bearer_cleanup = cleanup;
+
+    if (conf->style != NULL) {
+        if (strcmp(conf->style, "path") == 0) {
+            s3->virtual_style = 0;
+
+        } else if (strcmp(conf->style, "virtual") == 0) {
+            s3->virtual_style = 1;
+
+        } else {
+            snprintf(err, errlen, "style must be \"path\" or \"virtual\"");
+            return -1;
+        }
+
+        s3->style_set = 1;
+    }
+
+    for (p = st->bucket; *p; p++) {
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')
+              || *p == '-' || *p == '.' || *p == '_'
+              || (*p >= 'A' && *p <= 'Z')))
+        {
+            snprintf(err, errlen, "invalid bucket name \"%s\"", st->bucket);
+            return -1;
+        }
+    }
+
+    if (s3->virtual_style && strchr(st->bucket, '.') != NULL
+        && conf->endpoint == NULL)
+    {
+        /* "a.b.s3.amazonaws.com" does not match the wildcard certificate */
+        snprintf(err, errlen, "bucket \"%s\" has dots: use style=path",
+                 st->bucket);
+        return -1;
+    }
+
+    if (conf->sse != NULL
+        && strcmp(conf->sse, "AES256") != 0
+        && strcmp(conf->sse, "aws:kms") != 0
+        && strcmp(conf->sse, "aws:kms:dsse") != 0)
+    {
+        snprintf(err, errlen, "sse must be \"AES256\", \"aws:kms\" or "
+                 "\"aws:kms:dsse\"");
+        return -1;
+    }
+
+    if (conf->kms_key_id != NULL
+        && (conf->sse == NULL || strncmp(conf->sse, "aws:kms", 7) != 0))
+    {
+        snprintf(err, errlen, "kms_key_id= needs sse=aws:kms");
+        return -1;
+    }
+
+    if ((conf->access_key == NULL) != (conf->secret_key == NULL)) {
+        snprintf(err, errlen, "access_key= and secret_key= (or "
+                 "secret_key_file=) go together");
+        return -1;
+    }
+
+    if (conf->session_token != NULL && conf->access_key == NULL) {
+        snprintf(err, errlen, "session_token= needs access_key= and "
+                 "secret_key=");
+        return -1;
+    }
+
+    if (conf->endpoint != NULL
+        && ngx_http_reductrai_s3_endpoint(s3, conf->endpoint, err, errlen)
+           != 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st, char *err,
+    size_t errlen)
+{
+    int                       port_default;
+    char                     *host, *colon;
+    size_t                    len;
+    const char               *region, *scheme, *authority;
+    ngx_http_reductrai_s3_t  *s3;
+
+    s3 = st->data;
+
+    ngx_http_reductrai_s3_free_derived(s3);
+
+    /*
+     * Credentials: the directive's, else the environment nginx's "env"
+     * directive passed to this worker.  Without any, requests go
+     * unsigned, and a store that wants them says so with a 403.
+     */
+
+    s3->access_key = st->conf.access_key;
+    s3->secret_key = st->conf.secret_key;
+    s3->session_token = st->conf.session_token;
+
+    if (s3->bearer == NULL && s3->access_key == NULL) {
+        s3->env_access_key = ngx_http_reductrai_s3_strdup_env(
+                                                       "AWS_ACCESS_KEY_ID");
+        s3->env_secret_key = ngx_http_reductrai_s3_strdup_env(
+                                                   "AWS_SECRET_ACCESS_KEY");
+
+        if (s3->env_access_key != NULL && s3->env_secret_key != NULL) {
+            s3->access_key = s3->env_access_key;
+            s3->secret_key = s3->env_secret_key;
+
+            if (!s3->gcs) {
+                s3->env_session_token = ngx_http_reductrai_s3_strdup_env(
+                                                       "AWS_SESSION_TOKEN");
+                s3->session_token = s3->env_session_token;
+            }
+        }
+    }
+
+    if (s3->gcs) {
+        region = st->conf.region ? st->conf.region : "auto";
+
+    } else {
+        region = st->conf.region;
+
+        if (region == NULL) {
+            region = getenv("AWS_REGION");
+        }
+
+        if (region == NULL || region[0] == '\0') {
+            region = getenv("AWS_DEFAULT_REGION");
+        }
+
+        if (region == NULL || region[0] == '\0') {
+            region = "us-east-1";
+        }
+    }
+
+    s3->region = strdup(region);
+
+    if (s3->endpoint_host != NULL) {
+        scheme = s3->endpoint_scheme;
+        authority = s3->endpoint_host;
+
+        if (!s3->style_set) {
+            /* MinIO and friends rarely have a wildcard DNS name */
+            s3->virtual_style = 0;
+        }
+
+    } else {
+        scheme = "https";
+        authority = s3->gcs ? "storage.googleapis.com" : NULL;
+
+        if (!s3->style_set) {
+            s3->virtual_style = !s3->gcs && strchr(st->bucket, '.') == NULL;
+        }
+    }
+
+    len = strlen(st->bucket) + strlen(s3->region) + 64
+          + (authority ? strlen(authority) : 0);
+
+    host = malloc(len);
+    s3->origin = malloc(len + 16);
+    s3->sigv4 = malloc(strlen(s3->region) + 16);
+    s3->path = malloc(strlen(st->bucket)
+                      + (s3->endpoint_path ? strlen(s3->endpoint_path) : 0)
+                      + 2);
+
+    if (host == NULL || s3->origin == NULL || s3->sigv4 == NULL
+        || s3->path == NULL || s3->region == NULL)
+    {
+        free(host);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    if (authority != NULL) {
+        snprintf(host, len, "%s%s%s", s3->virtual_style ? st->bucket : "",
+                 s3->virtual_style ? "." : "", authority);
+
+    } else {
+        snprintf(host, len, "%s%ss3.%s.amazonaws.com",
+                 s3->virtual_style ? st->bucket : "",
+                 s3->virtual_style ? "." : "", s3->region);
+    }
+
+    /* the Host header carries the port only when it is not the default */
+
+    colon = strrchr(host, ':');
+    port_default = 0;
+
+    if (colon != NULL && strchr(colon, ']') == NULL) {
+        port_default = (strcmp(scheme, "https") == 0
+                        && strcmp(colon, ":443") == 0)
+                       || (strcmp(scheme, "http") == 0
+                           && strcmp(colon, ":80") == 0);
+    }
+
+    snprintf(s3->origin, len + 16, "%s://%s", scheme, host);
+
+    if (port_default) {
+        *colon = '\0';
+    }
+
+    s3->host = host;
+
+    sprintf(s3->path, "%s%s%s", s3->endpoint_path ? s3->endpoint_path : "",
+            s3->virtual_style ? "" : "/",
+            s3->virtual_style ? "" : st->bucket);
+
+    sprintf(s3->sigv4, "aws:amz:%s:s3", s3->region);
+
+    return 0;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_put(ngx_http_reductrai_storage_t *st, const char *key,
+    int fd, int64_t size, ngx_http_reductrai_storage_err_t *err)
+{
+    int64_t                          have;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    /*
+     * An object already under the key was completed by an earlier attempt
+     * (whose spool removal a crash cut off): it is never written again.
+     * Without s3:GetObject a HEAD gives 403; the conditional PUT then
+     * still refuses to overwrite.
+     */
+
+    rc = ngx_http_reductrai_s3_head(st, key, &have, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND
+        && !(rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && err->status == 403))
+    {
+        return rc;
+    }
+
+    err->status = 0;
+    err->message[0] = '\0';
+
+    if (size > st->conf.multipart_threshold) {
+        return ngx_http_reductrai_s3_multipart(st, key, fd, size, err);
+    }
+
+    return ngx_http_reductrai_s3_put_single(st, key, fd, size, err);
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_put_single(ngx_http_reductrai_storage_t *st,
+    const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              conditional;
+    char                             sha[65], md5[25], hbuf[1024];
+    const char                      *cond;
+    ngx_http_reductrai_s3_t         *s3;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    s3 = st->data;
+
+    if (ngx_http_reductrai_http_hash_fd(fd, 0, size, sha, md5, NULL) != 0) {
+        ngx_http_reductrai_storage_error(err, 0, "reading the spool segment "
+                                         "failed (%d: %s)", errno,
+                                         strerror(errno));
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    for ( ;; ) {
+        memset(&req, 0, sizeof(req));
+
+        req.method = "PUT";
+        req.key = key;
+        req.query = "";
+        req.fd = fd;
+        req.offset = 0;
+        req.length = size;
+        req.sha256 = sha;
+        req.md5 = md5;
+
+        if (ngx_http_reductrai_s3_object_headers(st, &req, hbuf,
+                                                 sizeof(hbuf))
+            == 0)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "headers too long");
+            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+        }
+
+        cond = ngx_http_reductrai_s3_conditional(s3);
+        conditional = cond != NULL;
+
+        if (conditional) {
+            req.headers[req.nheaders++] = cond;
+        }
+
+        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+
+        if (h != NULL && h->status == 412) {
+            /* completed meanwhile: the condition kept it as it was */
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        if (h != NULL && h->status == 501 && conditional && !s3->gcs) {
+            /* a store that does not know conditional writes */
+            __atomic_store_n(&s3->no_conditional, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+
+        return rc;
+    }
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_multipart(ngx_http_reductrai_storage_t *st,
+    const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                               exists;
+    char                              id[1024], hbuf[1024];
+    const char                       *pos, *t, *te;
+    ngx_http_reductrai_buf_t          xml;
+    ngx_http_reductrai_http_t        *h;
+    ngx_http_reductrai_s3_req_t       req;
+    ngx_http_reductrai_storage_rc_e   rc;
+    ngx_http_reductrai_storage_err_t  aerr;
+
+    rc = ngx_http_reductrai_s3_abort_stale(st, key, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    /* CreateMultipartUpload: the object's headers go here, not on parts */
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = "POST";
+    req.key = key;
+    req.query = "uploads=";
+    req.mem = (u_char *) "";
+    req.sha256 = NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
+
+    if (ngx_http_reductrai_s3_object_headers(st, &req, hbuf, sizeof(hbuf))
+        == 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "headers too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    pos = (char *) h->body.data;
+
+    if (h->body.len == 0
+        || ngx_http_reductrai_http_xml_next(&pos, pos + h->body.len, "UploadId",
+                                            &t, &te)
+           != 0
+        || ngx_http_reductrai_http_xml_unescape(t, te, id, sizeof(id)) == 0
+        || (size_t) (te - t) >= sizeof(id))
+    {
+        ngx_http_reductrai_storage_error(err, h->status, "no UploadId in "
+                                         "the CreateMultipartUpload answer");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    memset(&xml, 0, sizeof(xml));
+    exists = 0;
+
+    rc = ngx_http_reductrai_s3_parts(st, key, id, fd, size, &xml, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        rc = ngx_http_reductrai_s3_complete(st, key, id, &xml, &exists, err);
+    }
+
+    ngx_http_reductrai_buf_free(&xml);
+
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK || exists) {
+        /* parts of a failed upload must not linger (and cost) */
+        (void) ngx_http_reductrai_s3_abort(st, key, id, &aerr);
+    }
+
+    return rc;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_parts(ngx_http_reductrai_storage_t *st,
+    const char *key, const char *id, int fd, int64_t size,
+    ngx_http_reductrai_buf_t *xml, ngx_http_reductrai_storage_err_t *err)
+{
+    int                              n, tries;
+    char                             sha[65], md5[25], query[1200];
+    char                             eid[1100], etag[128];
+    size_t                           len;
+    int64_t                          part, off;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    part = st->conf.part_size;
+
+    if ((size + part - 1) / part > NGX_HTTP_REDUCTRAI_S3_MAX_PARTS) {
+        part = (size + NGX_HTTP_REDUCTRAI_S3_MAX_PARTS - 1)
+               / NGX_HTTP_REDUCTRAI_S3_MAX_PARTS;
+        part = (part + 1024 * 1024 - 1) & ~((int64_t) 1024 * 1024 - 1);
+    }
+
+    if (ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0) == 0) {
+        ngx_http_reductrai_storage_error(err, 0, "UploadId too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    if (ngx_http_reductrai_buf_reserve(xml, 64) != 0) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    xml->len = (size_t) sprintf((char *) xml->data,
+                                "<CompleteMultipartUpload>");
+
+    for (n = 1, off = 0; off < size; n++, off += part) {
+        len = (size_t) (size - off < part ? size - off : part);
+
+        /* the part is read twice: once for its digests, once to send */
+
+        if (ngx_http_reductrai_http_hash_fd(fd, off, (int64_t) len, sha, md5,
+                                            NULL)
+            != 0)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "reading the spool "
+                                             "segment failed (%d: %s)",
+                                             errno, strerror(errno));
+            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        }
+
+        /* parameters in canonical order: partNumber < uploadId */
+        snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", n, eid);
+
+        for (tries = 0; /* void */; tries++) {
+            memset(&req, 0, sizeof(req));
+
+            req.method = "PUT";
+            req.key = key;
+            req.query = query;
+            req.fd = fd;
+            req.offset = off;
+            req.length = (int64_t) len;
+            req.sha256 = sha;
+            req.md5 = md5;
+
+            rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+            if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+                break;
+            }
+
+            /* a part that failed on the way is sent again, a few times */
+            if (rc != NGX_HTTP_REDUCTRAI_STORAGE_RETRY
+                || tries + 1 >= NGX_HTTP_REDUCTRAI_S3_PART_TRIES)
+            {
+                return rc;
+            }
+
+            (void) usleep(200000 * (tries + 1));
+        }
+
+        if (h->etag[0] == '\0') {
+            ngx_http_reductrai_storage_error(err, h->status, "no ETag for "
+                                             "part %d", n);
+            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        }
+
+        /* ETags are quoted strings of hex digits: nothing to escape */
+        snprintf(etag, sizeof(etag), "%s", h->etag);
+
+        if (ngx_http_reductrai_buf_reserve(xml, 128 + strlen(etag)) != 0) {
+            ngx_http_reductrai_storage_error(err, 0, "out of memory");
+            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        }
+
+        xml->len += (size_t) sprintf((char *) xml->data + xml->len,
+                                     "<Part><PartNumber>%d</PartNumber>"
+                                     "<ETag>%s</ETag></Part>", n, etag);
+    }
+
+    if (ngx_http_reductrai_buf_reserve(xml, 32) != 0) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    xml->len += (size_t) sprintf((char *) xml->data + xml->len,
+                                 "</CompleteMultipartUpload>");
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_complete(ngx_http_reductrai_storage_t *st,
+    const char *key, const char *id, ngx_http_reductrai_buf_t *xml,
+    int *exists, ngx_http_reductrai_storage_err_t *err)
+{
+    int                              conditional;
+    u_char                           md[16];
+    char                             sha[65], md5[25], query[1200];
+    char                             eid[1100], reason[256];
+    const char                      *cond;
+    ngx_http_reductrai_s3_t         *s3;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    s3 = st->data;
+
+    (void) ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0);
+    snprintf(query, sizeof(query), "uploadId=%s", eid);
+
+    ngx_http_reductrai_http_sha256_hex(xml->data, xml->len, sha);
+    (void) EVP_Digest(xml->data, xml->len, md, NULL, EVP_md5(), NULL);
+    (void) ngx_http_reductrai_http_base64(md5, md, 16, 0);
+
+    for ( ;; ) {
+        memset(&req, 0, sizeof(req));
+
+        req.method = "POST";
+        req.key = key;
+        req.query = query;
+        req.mem = xml->data;
+        req.length = (int64_t) xml->len;
+        req.sha256 = sha;
+        req.md5 = md5;
+        req.headers[req.nheaders++] = "Content-Type: application/xml";
+
+        cond = ngx_http_reductrai_s3_conditional(s3);
+        conditional = cond != NULL;
+
+        if (conditional) {
+            req.headers[req.nheaders++] = cond;
+        }
+
+        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+        if (h != NULL && h->status == 412) {
+            /* the object exists: ours is not needed (and is aborted) */
+            *exists = 1;
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        if (h != NULL && h->status == 501 && conditional && !s3->gcs) {
+            __atomic_store_n(&s3->no_conditional, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+
+        break;
+    }
+
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    /* S3 may answer 200 and report the failure in the body */
+
+    if (h->body.len > 0
+        && strstr((char *) h->body.data, "<Error>") != NULL)
+    {
+        (void) ngx_http_reductrai_http_xml_reason((char *) h->body.data,
+                                                  h->body.len, reason,
+                                                  sizeof(reason));
+        ngx_http_reductrai_storage_error(err, h->status,
+                                         "CompleteMultipartUpload: %s",
+                                         reason);
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_abort(ngx_http_reductrai_storage_t *st,
+    const char *key, const char *id, ngx_http_reductrai_storage_err_t *err)
+{
+    char                             eid[1100], query[1200];
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0) == 0) {
+        ngx_http_reductrai_storage_error(err, 0, "UploadId too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    snprintf(query, sizeof(query), "uploadId=%s", eid);
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = "DELETE";
+    req.key = key;
+    req.query = query;
+
+    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+    /* NoSuchUpload: gone already */
+    return rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND
+           ? NGX_HTTP_REDUCTRAI_STORAGE_OK : rc;
+}
+
+
+/*
+ * A crash during a multipart upload leaves its parts behind, invisible but
+ * stored (and billed).  The key is ours alone (it names this instance and
+ * worker, and the segment's lock is held), so any upload in progress for
+ * it is such a leftover.
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
+    const char *key, ngx_http_reductrai_storage_err_t *err)
+{
+    char                             ekey[4096], query[4200], name[1024];
+    char                             id[1024], *list;
+    size_t                           len;
+    const char                      *pos, *end, *t, *te, *p, *q, *qe;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (ngx_http_reductrai_http_uri_encode(ekey, sizeof(ekey), key, 0) == 0) {
+        ngx_http_reductrai_storage_error(err, 0, "key too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    snprintf(query, sizeof(query), "prefix=%s&uploads=", ekey);
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = "GET";
+    req.query = query;
+
+    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        if (h != NULL
+            && (h->status == 501 || h->status == 403 || h->status == 405))
+        {
+            /*
+             * Not implemented by this store, or not allowed by the policy
+             * (s3:ListBucketMultipartUploads): go on, as a lifecycle rule
+             * (AbortIncompleteMultipartUpload) must clean up then.
+             */
+            err->status = 0;
+            err->message[0] = '\0';
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        return rc;
+    }
+
+    /* the next requests reuse the handle and its body: keep a copy */
+
+    len = h->body.len;
+    list = malloc(len + 1);
+
+    if (list == NULL) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    if (len > 0) {
+        memcpy(list, h->body.data, len);
+    }
+
+    list[len] = '\0';
+
+    pos = list;
+    end = list + len;
+    rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
+
+    while (ngx_http_reductrai_http_xml_next(&pos, end, "Upload", &t, &te)
+           == 0)
+    {
+        p = t;
+
+        if (ngx_http_reductrai_http_xml_next(&p, te, "Key", &q, &qe) != 0
+            || (size_t) (qe - q) >= sizeof(name))
+        {
+            continue;
+        }
+
+        (void) ngx_http_reductrai_http_xml_unescape(q, qe, name, sizeof(name));
+
+        if (strcmp(name, key) != 0) {
+            continue;
+        }
+
+        p = t;
+
+        if (ngx_http_reductrai_http_xml_next(&p, te, "UploadId", &q, &qe) != 0
+            || (size_t) (qe - q) >= sizeof(id))
+        {
+            continue;
+        }
+
+        (void) ngx_http_reductrai_http_xml_unescape(q, qe, id, sizeof(id));
+
+        rc = ngx_http_reductrai_s3_abort(st, key, id, err);
+
+        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_RETRY) {
+            break;
+        }
+
+        /* without s3:AbortMultipartUpload: the upload itself goes on */
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    free(list);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        err->status = 0;
+        err->message[0] = '\0';
+    }
+
+    return rc;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_get(ngx_http_reductrai_storage_t *st, const char *key,
+    int64_t offset, int64_t length, ngx_http_reductrai_sink_pt sink,
+    void *data, ngx_http_reductrai_storage_err_t *err)
+{
+    int                              tries;
+    char                             range[80];
+    int64_t                          from, to;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_window_t      w;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (length == 0) {
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    memset(&w, 0, sizeof(w));
+    w.sink = sink;
+    w.data = data;
+    w.total = -1;
+
+    range[0] = '\0';
+
+    if (offset < 0) {
+        /* the trailer: one request, whatever the object's size */
+        w.suffix = -offset;
+        w.end = -1;
+        snprintf(range, sizeof(range), "Range: bytes=-%lld",
+                 (long long) -offset);
+
+    } else {
+        w.start = offset;
+        w.end = length < 0 ? -1 : offset + length;
+
+        if (w.end >= 0) {
+            snprintf(range, sizeof(range), "Range: bytes=%lld-%lld",
+                     (long long) offset, (long long) w.end - 1);
+
+        } else if (offset > 0) {
+            snprintf(range, sizeof(range), "Range: bytes=%lld-",
+                     (long long) offset);
+        }
+    }
+
+    for (tries = 0; tries < 3; tries++) {
+        memset(&req, 0, sizeof(req));
+
+        req.method = "GET";
+        req.key = key;
+        req.query = "";
+        req.window = &w;
+
+        if (range[0]) {
+            req.headers[req.nheaders++] = range;
+        }
+
+        w.started = 0;
+
+        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
+            && h->status == 416)
+        {
+            /* the range starts past the end: nothing to give */
+            err->status = 0;
+            err->message[0] = '\0';
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+
+        if (w.end < 0 || !ngx_http_reductrai_http_window_next(&w, &from, &to)) {
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        /* the store sent less than asked, or not the part asked for */
+        snprintf(range, sizeof(range), "Range: bytes=%lld-%lld",
+                 (long long) from, (long long) to);
+    }
+
+    ngx_http_reductrai_storage_error(err, 0, "incomplete ranged response");
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_head(ngx_http_reductrai_storage_t *st, const char *key,
+    int64_t *size, ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = "HEAD";
+    req.key = key;
+    req.query = "";
+
+    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        *size = h->content_length;
+    }
+
+    return rc;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_list(ngx_http_reductrai_storage_t *st,
+    const char *prefix, ngx_http_reductrai_list_pt handler, void *data,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              truncated, stop;
+    char                             eprefix[4096], *query, *page;
+    char                             name[1024], num[32], token[2048];
+    char                             etoken[6200];
+    size_t                           len;
+    const char                      *pos, *end, *t, *te, *p, *q, *qe;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (ngx_http_reductrai_http_uri_encode(eprefix, sizeof(eprefix), prefix, 0)
+        == 0 && prefix[0] != '\0')
+    {
+        ngx_http_reductrai_storage_error(err, 0, "prefix too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    query = malloc(sizeof(eprefix) + sizeof(etoken) + 64);
+    if (query == NULL) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    etoken[0] = '\0';
+    rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
+
+    for ( ;; ) {
+        sprintf(query, "%s%s%slist-type=2&prefix=%s",
+                etoken[0] ? "continuation-token=" : "", etoken,
+                etoken[0] ? "&" : "", eprefix);
+
+        memset(&req, 0, sizeof(req));
+
+        req.method = "GET";
+        req.query = query;
+
+        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            break;
+        }
+
+        if (h->body_truncated) {
+            ngx_http_reductrai_storage_error(err, h->status, "listing too "
+                                             "large");
+            rc = NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+            break;
+        }
+
+        /* the handler may make requests on this thread's handle */
+
+        len = h->body.len;
+        page = malloc(len + 1);
+
+        if (page == NULL) {
+            ngx_http_reductrai_storage_error(err, 0, "out of memory");
+            rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+            break;
+        }
+
+        if (len > 0) {
+            memcpy(page, h->body.data, len);
+        }
+
+        page[len] = '\0';
+
+        pos = page;
+        end = page + len;
+        stop = 0;
+
+        while (!stop
+               && ngx_http_reductrai_http_xml_next(&pos, end, "Contents",
+                                                   &t, &te)
+                  == 0)
+        {
+            p = t;
+
+            if (ngx_http_reductrai_http_xml_next(&p, te, "Key", &q, &qe) != 0
+                || (size_t) (qe - q) >= sizeof(name))
+            {
+                continue;
+            }
+
+            (void) ngx_http_reductrai_http_xml_unescape(q, qe, name,
+                                                        sizeof(name));
+
+            num[0] = '\0';
+            p = t;
+
+            if (ngx_http_reductrai_http_xml_next(&p, te, "Size", &q, &qe)
+                == 0)
+            {
+                (void) ngx_http_reductrai_http_xml_unescape(q, qe, num,
+                                                            sizeof(num));
+            }
+
+            stop = handler(data, name, num[0] ? strtoll(num, NULL, 10) : -1);
+        }
+
+        truncated = 0;
+        token[0] = '\0';
+        pos = page;
+
+        if (ngx_http_reductrai_http_xml_next(&pos, end, "IsTruncated", &t, &te)
+            == 0)
+        {
+            truncated = (te - t == 4 && strncmp(t, "true", 4) == 0);
+        }
+
+        pos = page;
+
+        if (truncated
+            && ngx_http_reductrai_http_xml_next(&pos, end,
+                                                "NextContinuationToken",
+                                                &t, &te)
+               == 0
+            && (size_t) (te - t) < sizeof(token))
+        {
+            (void) ngx_http_reductrai_http_xml_unescape(t, te, token,
+                                                        sizeof(token));
+        }
+
+        free(page);
+
+        if (stop || !truncated) {
+            break;
+        }
+
+        if (token[0] == '\0'
+            || ngx_http_reductrai_http_uri_encode(etoken, sizeof(etoken),
+                                                  token, 0)
+               == 0)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "truncated listing "
+                                             "without a usable "
+                                             "NextContinuationToken");
+            rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+            break;
+        }
+    }
+
+    free(query);
+
+    return rc;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_probe(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char                             eprefix[4096], query[4200], code[64];
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    (void) ngx_http_reductrai_http_uri_encode(eprefix, sizeof(eprefix),
+                                              st->prefix, 0);
+    snprintf(query, sizeof(query), "list-type=2&max-keys=1&prefix=%s",
+             eprefix);
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = "GET";
+    req.query = query;
+
+    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
+        && h->status == 403
+        && ngx_http_reductrai_s3_error_code(h, code, sizeof(code)) == 0
+        && strcmp(code, "AccessDenied") == 0)
+    {
+        /*
+         * The signature was accepted, the policy only lacks s3:ListBucket:
+         * a writer needs no more than s3:PutObject, so this is reachable.
+         */
+        err->status = 0;
+        err->message[0] = '\0';
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+        /* NoSuchBucket will not heal by itself */
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    return rc;
+}
+
+
+static void
+ngx_http_reductrai_s3_cleanup(ngx_http_reductrai_storage_t *st)
+{
+    ngx_http_reductrai_s3_t  *s3;
+
+    s3 = st->data;
+
+    if (s3 == NULL) {
+        return;
+    }
+
+    ngx_http_reductrai_s3_free_derived(s3);
+
+    if (s3->bearer_cleanup != NULL) {
+        s3->bearer_cleanup(s3->bearer_data);
+    }
+
+    free(s3->endpoint_scheme);
+    free(s3->endpoint_host);
+    free(s3->endpoint_path);
+    free(s3);
+
+    st->data = NULL;
+
+    ngx_http_reductrai_http_use(-1);
+}
+
+
+static size_t
+ngx_http_reductrai_s3_object_headers(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_s3_req_t *req, char *buf, size_t size)
+{
+    int                       n;
+    char                     *p, *last;
+    ngx_http_reductrai_s3_t  *s3;
+
+    s3 = st->data;
+    p = buf;
+    last = buf + size;
+
+    req->headers[req->nheaders++] = "Content-Type: application/zstd";
+
+    if (st->conf.sse != NULL) {
+        n = snprintf(p, (size_t) (last - p),
+                     "x-amz-server-side-encryption: %s", st->conf.sse);
+        if (n < 0 || n >= last - p) {
+            return 0;
+        }
+
+        req->headers[req->nheaders++] = p;
+        p += n + 1;
+    }
+
+    if (st->conf.kms_key_id != NULL) {
+        n = snprintf(p, (size_t) (last - p),
+                     "x-amz-server-side-encryption-aws-kms-key-id: %s",
+                     st->conf.kms_key_id);
+        if (n < 0 || n >= last - p) {
+            return 0;
+        }
+
+        req->headers[req->nheaders++] = p;
+        p += n + 1;
+    }
+
+    if (st->conf.storage_class != NULL) {
+        n = snprintf(p, (size_t) (last - p), "%s: %s",
+                     s3->gcs ? "x-goog-storage-class" : "x-amz-storage-class",
+                     st->conf.storage_class);
+        if (n < 0 || n >= last - p) {
+            return 0;
+        }
+
+        req->headers[req->nheaders++] = p;
+        p += n + 1;
+    }
+
+    return (size_t) (p - buf) + 1;
+}
+
+
+static const char *
+ngx_http_reductrai_s3_conditional(ngx_http_reductrai_s3_t *s3)
+{
+    if (s3->gcs) {
+        return "x-goog-if-generation-match: 0";
+    }
+
+    if (__atomic_load_n(&s3->no_conditional, __ATOMIC_RELAXED)) {
+        return NULL;
+    }
+
+    return "If-None-Match: *";
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_s3_req_t *req, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              n;
+    char                             url[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
+    char                             path[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
+    char                             ekey[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
+    char                             token[4096], pool[12288], date[32];
+    char                             auth[512], *p, *last;
+    size_t                           nlines, i, len;
+    const char                      *lines[NGX_HTTP_REDUCTRAI_S3_LINES + 2];
+    ngx_http_reductrai_s3_t         *s3;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_sigv4_t       sig;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    s3 = st->data;
+    *hp = NULL;
+
+    if (s3->bearer != NULL) {
+        /* before the handle is taken: the token fetch uses it too */
+        rc = s3->bearer(s3->bearer_data, token, sizeof(token), err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+    }
+
+    if (req->key != NULL) {
+        if (ngx_http_reductrai_http_uri_encode(ekey, sizeof(ekey), req->key, 1)
+            == 0)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "key too long");
+            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+        }
+
+        n = snprintf(path, sizeof(path), "%s/%s", s3->path, ekey);
+
+    } else {
+        n = snprintf(path, sizeof(path), "%s", s3->path[0] ? s3->path : "/");
+    }
+
+    if (n < 0 || (size_t) n >= sizeof(path)
+        || snprintf(url, sizeof(url), "%s%s%s%s", s3->origin, path,
+                    req->query[0] ? "?" : "", req->query)
+           >= (int) sizeof(url))
+    {
+        ngx_http_reductrai_storage_error(err, 0, "URL too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    h = ngx_http_reductrai_http_begin(&st->conf, req->method, url, err);
+    if (h == NULL) {
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    *hp = h;
+
+    ngx_http_reductrai_http_secret(h, s3->secret_key);
+    ngx_http_reductrai_http_secret(h, s3->session_token);
+
+    /* the header lines, kept for our own signature when libcurl's fails */
+
+    p = pool;
+    last = pool + sizeof(pool);
+    nlines = 0;
+
+#define ngx_http_reductrai_s3_line(...)                                      \
+    do {                                                                     \
+        n = snprintf(p, (size_t) (last - p), __VA_ARGS__);                   \
+        if (n < 0 || n >= last - p                                           \
+            || nlines >= NGX_HTTP_REDUCTRAI_S3_LINES)                        \
+        {                                                                    \
+            ngx_http_reductrai_storage_error(err, 0, "headers too long");    \
+            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;                         \
+        }                                                                    \
+        lines[nlines++] = p;                                                 \
+        p += n + 1;                                                          \
+    } while (0)
+
+    if (s3->bearer == NULL) {
+        ngx_http_reductrai_s3_line("x-amz-content-sha256: %s",
+                                   req->sha256 ? req->sha256
+                                   : NGX_HTTP_REDUCTRAI_EMPTY_SHA256);
+    }
+
+    if (req->md5 != NULL) {
+        ngx_http_reductrai_s3_line("Content-MD5: %s", req->md5);
+    }
+
+    if (s3->bearer == NULL && s3->session_token != NULL) {
+        ngx_http_reductrai_s3_line("x-amz-security-token: %s",
+                                   s3->session_token);
+    }
+
+    for (i = 0; i < req->nheaders; i++) {
+        ngx_http_reductrai_s3_line("%s", req->headers[i]);
+    }
+
+    if (s3->bearer != NULL) {
+        ngx_http_reductrai_http_secret(h, token);
+        ngx_http_reductrai_s3_line("Authorization: Bearer %s", token);
+
+    } else if (s3->access_key != NULL) {
+
+        lines[nlines] = "host: h";
+        lines[nlines + 1] = "x-amz-date: 0";
+
+        if (ngx_http_reductrai_sigv4_curl_order_ok(lines, nlines + 2)) {
+            if (curl_easy_setopt(h->curl, CURLOPT_AWS_SIGV4, s3->sigv4)
+                != CURLE_OK
+                || curl_easy_setopt(h->curl, CURLOPT_USERNAME,
+                                    s3->access_key) != CURLE_OK
+                || curl_easy_setopt(h->curl, CURLOPT_PASSWORD,
+                                    s3->secret_key) != CURLE_OK)
+            {
+                ngx_http_reductrai_storage_error(err, 0, "libcurl has no "
+                                                 "AWS SigV4 support");
+                return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+            }
+
+        } else {
+            /* signed here: libcurl 7.88 would order these headers wrong */
+
+            ngx_http_reductrai_http_amz_date(date, sizeof(date), time(NULL));
+            ngx_http_reductrai_s3_line("Host: %s", s3->host);
+            ngx_http_reductrai_s3_line("x-amz-date: %s", date);
+
+            memset(&sig, 0, sizeof(sig));
+            sig.method = req->method;
+            sig.path = path;
+            sig.query = req->query;
+            sig.headers = lines;
+            sig.nheaders = nlines;
+            sig.payload_hash = req->sha256 ? req->sha256
+                                           : NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
+            sig.access_key = s3->access_key;
+            sig.secret_key = s3->secret_key;
+            sig.region = s3->region;
+            sig.service = "s3";
+            sig.timestamp = date;
+
+            if (ngx_http_reductrai_sigv4_sign(&sig, auth, sizeof(auth))
+                != 0)
+            {
+                ngx_http_reductrai_storage_error(err, 0, "signing failed");
+                return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+            }
+
+            ngx_http_reductrai_s3_line("Authorization: %s", auth);
+        }
+    }
+
+#undef ngx_http_reductrai_s3_line
+
+    for (i = 0; i < nlines; i++) {
+        if (ngx_http_reductrai_http_header(h, "%s", lines[i]) != 0) {
+            ngx_http_reductrai_storage_error(err, 0, "out of memory");
+            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        }
+    }
+
+    if (req->mem != NULL) {
+        ngx_http_reductrai_http_body_mem(h, req->mem, (size_t) req->length);
+
+    } else if (req->sha256 != NULL) {
+        ngx_http_reductrai_http_body_fd(h, req->fd, req->offset,
+                                        req->length);
+    }
+
+    h->window = req->window;
+
+    rc = ngx_http_reductrai_http_perform(h, err);
+
+    if (s3->bearer != NULL && h->status == 401) {
+        /* revoked or expired early: the next attempt gets a new token */
+        (void) s3->bearer(s3->bearer_data, NULL, 0, NULL);
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h->status == 403
+        && s3->bearer == NULL && s3->access_key == NULL)
+    {
+        len = strlen(err->message);
+
+        snprintf(err->message + len, sizeof(err->message) - len,
+                 " (no credentials configured)");
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_http_reductrai_s3_error_code(ngx_http_reductrai_http_t *h, char *code,
+    size_t size)
+{
+    const char  *pos, *t, *te;
+
+    pos = (char *) h->body.data;
+
+    if (h->body.len == 0
+        || ngx_http_reductrai_http_xml_next(&pos, pos + h->body.len, "Code", &t,
+                                            &te)
+           != 0)
+    {
+        return -1;
+    }
+
+    (void) ngx_http_reductrai_http_xml_unescape(t, te, code, size);
+
+    return 0;
+}
+
+
+static int
+ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
+    const char *endpoint, char *err, size_t errlen)
+{
+    size_t       len;
+    const char  *p, *host, *slash;
+
+    p = strstr(endpoint, "://");
+
+    if (p != NULL) {
+        len = (size_t) (p - endpoint);
+
+        if (!(len == 4 && strncasecmp(endpoint, "http", 4) == 0)
+            && !(len == 5 && strncasecmp(endpoint, "https", 5) == 0))
+        {
+            snprintf(err, errlen, "endpoint \"%s\" must be http:// or "
+                     "https://", endpoint);
+            return -1;
+        }
+
+        s3->endpoint_scheme = strndup(endpoint, len);
+        host = p + 3;
+
+    } else {
+        s3->endpoint_scheme = strdup("https");
+        host = endpoint;
+    }
+
+    slash = strchr(host, '/');
+    len = slash ? (size_t) (slash - host) : strlen(host);
+
+    if (len == 0 || memchr(host, '@', len) != NULL
+        || memchr(host, '?', len) != NULL)
+    {
+        snprintf(err, errlen, "invalid endpoint \"%s\"", endpoint);
+        return -1;
+    }
+
+    s3->endpoint_host = strndup(host, len);
+    s3->endpoint_path = strdup(slash ? slash : "");
+
+    if (s3->endpoint_scheme == NULL || s3->endpoint_host == NULL
+        || s3->endpoint_path == NULL)
+    {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    for (len = 0; s3->endpoint_scheme[len]; len++) {
+        s3->endpoint_scheme[len] = (char) tolower(
+                                      (u_char) s3->endpoint_scheme[len]);
+    }
+
+    len = strlen(s3->endpoint_path);
+    while (len > 0 && s3->endpoint_path[len - 1] == '/') {
+        s3->endpoint_path[--len] = '\0';
+    }
+
+    return 0;
+}
+
+
+static char *
+ngx_http_reductrai_s3_strdup_env(const char *name)
+{
+    char  *v;
+
+    v = getenv(name);
+
+    return (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
+}
+
+
+static void
+ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3)
+{
+    char  **secrets[] = { &s3->env_secret_key, &s3->env_session_token };
+    size_t  i;
+
+    for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
+        if (*secrets[i] != NULL) {
+            memset(*secrets[i], 0, strlen(*secrets[i]));
+        }
+    }
+
+    free(s3->origin);
+    free(s3->host);
+    free(s3->path);
+    free(s3->region);
+    free(s3->sigv4);
+    free(s3->env_access_key);
+    free(s3->env_secret_key);
+    free(s3->env_session_token);
+
+    s3->origin = NULL;
+    s3->host = NULL;
+    s3->path = NULL;
+    s3->region = NULL;
+    s3->sigv4 = NULL;
+    s3->env_access_key = NULL;
+    s3->env_secret_key = NULL;
+    s3->env_session_token = NULL;
+}
+
+
+int
+ngx_http_reductrai_sigv4_sign(const ngx_http_reductrai_sigv4_t *in,
+    char *auth, size_t size)
+{
+    int                        rc;
+    char                     **canon, *s, hash[65], sigs[65], *sts;
+    char                       secret[256], day[9];
+    u_char                     k1[32], k2[32];
+    size_t                     i, n, len;
+    ngx_http_reductrai_buf_t   b;
+
+    rc = -1;
+    memset(&b, 0, sizeof(b));
+
+    canon = calloc(in->nheaders + 1, sizeof(char *));
+    if (canon == NULL) {
+        return -1;
+    }
+
+    for (i = 0; i < in->nheaders; i++) {
+        len = strlen(in->headers[i]) + 1;
+
+        canon[i] = malloc(len);
+        if (canon[i] == NULL) {
+            goto failed;
+        }
+
+        (void) ngx_http_reductrai_sigv4_line(canon[i], len, in->headers[i]);
+    }
+
+    /* by name; a name sorts before its longer extensions */
+    qsort(canon, in->nheaders, sizeof(char *), ngx_http_reductrai_sigv4_cmp);
+
+    len = strlen(in->method) + strlen(in->path) + strlen(in->query)
+          + strlen(in->payload_hash) + 8;
+
+    for (i = 0; i < in->nheaders; i++) {
+        len += 2 * strlen(canon[i]) + 2;
+    }
+
+    if (ngx_http_reductrai_buf_reserve(&b, len + 1) != 0) {
+        goto failed;
+    }
+
+    s = (char *) b.data;
+    s += sprintf(s, "%s\n%s\n%s\n", in->method, in->path, in->query);
+
+    for (i = 0; i < in->nheaders; i++) {
+        s += sprintf(s, "%s\n", canon[i]);
+    }
+
+    *s++ = '\n';
+
+    for (i = 0; i < in->nheaders; i++) {
+        n = strcspn(canon[i], ":");
+        s += sprintf(s, "%s%.*s", i ? ";" : "", (int) n, canon[i]);
+    }
+
+    s += sprintf(s, "\n%s", in->payload_hash);
+    b.len = (size_t) (s - (char *) b.data);
+
+    if (in->canonical != NULL) {
+        if (ngx_http_reductrai_buf_reserve(in->canonical, b.len + 1) != 0) {
+            goto failed;
+        }
+
+        memcpy(in->canonical->data, b.data, b.len);
+        in->canonical->len = b.len;
+        in->canonical->data[b.len] = '\0';
+    }
+
+    ngx_http_reductrai_http_sha256_hex(b.data, b.len, hash);
+
+    memcpy(day, in->timestamp, 8);
+    day[8] = '\0';
+
+    sts = malloc(strlen(in->timestamp) + strlen(in->region)
+                 + strlen(in->service) + 128);
+    if (sts == NULL) {
+        goto failed;
+    }
+
+    n = (size_t) sprintf(sts, "AWS4-HMAC-SHA256\n%s\n%s/%s/%s/aws4_request\n"
+                         "%s", in->timestamp, day, in->region, in->service,
+                         hash);
+
+    if (snprintf(secret, sizeof(secret), "AWS4%s", in->secret_key)
+        >= (int) sizeof(secret))
+    {
+        free(sts);
+        goto failed;
+    }
+
+    if (ngx_http_reductrai_http_hmac_sha256(secret, strlen(secret), day, 8, k1)
+        != 0
+        || ngx_http_reductrai_http_hmac_sha256(k1, 32, in->region,
+                                               strlen(in->region), k2) != 0
+        || ngx_http_reductrai_http_hmac_sha256(k2, 32, in->service,
+                                               strlen(in->service), k1) != 0
+        || ngx_http_reductrai_http_hmac_sha256(k1, 32, "aws4_request", 12, k2)
+           != 0
+        || ngx_http_reductrai_http_hmac_sha256(k2, 32, sts, n, k1) != 0)
+    {
+        memset(secret, 0, sizeof(secret));
+        free(sts);
+        goto failed;
+    }
+
+    memset(secret, 0, sizeof(secret));
+    memset(k2, 0, sizeof(k2));
+    free(sts);
+
+    *ngx_http_reductrai_hex((u_char *) sigs, k1, 32) = '\0';
+
+    /* the signed header names again, for the Authorization header */
+
+    s = (char *) b.data;
+    len = 0;
+
+    for (i = 0; i < in->nheaders; i++) {
+        n = strcspn(canon[i], ":");
+        len += (size_t) sprintf(s + len, "%s%.*s", i ? ";" : "", (int) n,
+                                canon[i]);
+    }
+
+    n = (size_t) snprintf(auth, size, "AWS4-HMAC-SHA256 Credential=%s/%s/%s/"
+                          "%s/aws4_request, SignedHeaders=%s, Signature=%s",
+                          in->access_key, day, in->region, in->service, s,
+                          sigs);
+
+    rc = n < size ? 0 : -1;
+
+failed:
+
+    for (i = 0; i < in->nheaders; i++) {
+        free(canon[i]);
+    }
+
+    free(canon);
+    ngx_http_reductrai_buf_free(&b);
+
+    return rc;
+}
+
+
+int
+ngx_http_reductrai_sigv4_curl_order_ok(const char **headers, size_t n)
+{
+    int      ok;
+    char   **lines;
+    size_t   i, a, b, len;
+
+    lines = calloc(n + 1, sizeof(char *));
+    if (lines == NULL) {
+        return 0;
+    }
+
+    ok = 1;
+
+    for (i = 0; i < n; i++) {
+        len = strlen(headers[i]) + 1;
+
+        lines[i] = malloc(len);
+        if (lines[i] == NULL) {
+            ok = 0;
+            goto done;
+        }
+
+        (void) ngx_http_reductrai_sigv4_line(lines[i], len, headers[i]);
+    }
+
+    /* as libcurl does it: whole lines, byte order */
+
+    for (a = 1; a < n; a++) {
+        for (b = a; b > 0 && strcmp(lines[b - 1], lines[b]) > 0; b--) {
+            char  *t = lines[b];
+
+            lines[b] = lines[b - 1];
+            lines[b - 1] = t;
+        }
+    }
+
+    for (i = 1; i < n; i++) {
+        if (ngx_http_reductrai_sigv4_cmp(&lines[i - 1], &lines[i]) > 0) {
+            ok = 0;
+            break;
+        }
+    }
+
+done:
+
+    for (i = 0; i < n; i++) {
+        free(lines[i]);
+    }
+
+    free(lines);
+
+    return ok;
+}
+
+
+static int ngx_libc_cdecl
+ngx_http_reductrai_sigv4_cmp(const void *a, const void *b)
+{
+    int          rc;
+    size_t       la, lb;
+    const char  *sa, *sb;
+
+    sa = *(const char **) a;
+    sb = *(const char **) b;
+
+    la = strcspn(sa, ":");
+    lb = strcspn(sb, ":");
+
+    rc = strncmp(sa, sb, la < lb ? la : lb);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return la < lb ? -1 : (la > lb ? 1 : 0);
+}
+
+
+/* "Name:  a  b " becomes "name:a b", as SigV4 canonicalizes headers */
+
+static size_t
+ngx_http_reductrai_sigv4_line(char *dst, size_t size, const char *line)
+{
+    size_t       n;
+    const char  *p;
+
+    n = 0;
+
+    for (p = line; *p && *p != ':' && n + 1 < size; p++) {
+        dst[n++] = (char) tolower((u_char) *p);
+    }
+
+    if (*p == ':' && n + 1 < size) {
+        dst[n++] = *p++;
+    }
+
+    while (*p == ' ' || *p == '\t') {
+        p++;
+    }
+
+    while (*p && n + 1 < size) {
+        if (*p == ' ' || *p == '\t') {
+            while (*p == ' ' || *p == '\t') {
+                p++;
+            }
+
+            if (*p) {
+                dst[n++] = ' ';
+            }
+
+            continue;
+        }
+
+        dst[n++] = *p++;
+    }
+
+    dst[n] = '\0';
+
+    return n;
+}

@@ -1,0 +1,216 @@
+package RdxStorage;
+
+# Protocol servers for the storage tests (t/5x-storage-*.t), started from
+# t/node by the test itself: s3rver, Azurite, the fake GCS, each behind the
+# recording proxy of t/node/rdx-proxy.js. Also a runner for
+# objs/rdx-storage-tool (the storage interface on the command line).
+#
+#   my $s3 = RdxStorage->start($t, 's3rver.js', name => 's3',
+#       args => [ bucket => 'archive', ... ]);
+#   $s3->port, $s3->ready->{...}, $s3->data_dir
+#   $s3->down, $s3->up, $s3->fault(match => 'partNumber=2',
+#       action => 'hang'|'status'|'reset', status => 500, count => 1),
+#   $s3->clear, $s3->hung
+#   $s3->requests(since => $mark)      recorded requests, oldest first
+#   $s3->mark                          a position in the request log
+#   ($rc, $out, $err) = RdxStorage::tool($t, $uri, \@params, @command)
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use JSON::PP ();
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep);
+
+use RdxTest qw(wait_for);
+
+my $REPO = abs_path(dirname(__FILE__) . '/../..');
+my %LIVE;
+
+
+sub node_dir { "$REPO/t/node" }
+
+
+sub start {
+    my ($class, $t, $script, %opt) = @_;
+    my $name = $opt{name} // $script;
+    my $dir = $t->dir;
+
+    croak "t/node/node_modules is missing: run make node"
+        unless -d node_dir() . '/node_modules';
+
+    my $self = bless {
+        t       => $t,
+        name    => $name,
+        script  => $script,
+        port    => $t->port($name),
+        control => $t->port("${name}_ctl"),
+        log     => "$dir/$name.requests",
+        ready_f => "$dir/$name.ready",
+        out     => "$dir/$name.out",
+        data    => "$dir/$name-data",
+        args    => $opt{args} // [],
+    }, $class;
+
+    $self->_spawn;
+
+    return $self;
+}
+
+
+sub _spawn {
+    my ($self) = @_;
+
+    unlink $self->{ready_f};
+
+    my @cmd = ('node', node_dir() . "/$self->{script}",
+               '--port', $self->{port}, '--control', $self->{control},
+               '--dir', $self->{data}, '--log', $self->{log},
+               '--ready', $self->{ready_f}, @{ $self->{args} });
+
+    my $pid = fork // croak "fork: $!";
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>>', $self->{out};
+        open STDERR, '>&', \*STDOUT;
+        chdir node_dir();
+        exec @cmd or POSIX::_exit(127);
+    }
+
+    $self->{pid} = $pid;
+    $LIVE{$pid} = 1;
+
+    wait_for(sub {
+        die "$self->{name} exited:\n" . (_slurp($self->{out}) // '')
+            if waitpid($pid, WNOHANG) == $pid;
+        return -f $self->{ready_f};
+    }, 30) or die "$self->{name} is not ready:\n"
+                  . (_slurp($self->{out}) // '');
+
+    $self->{ready} = JSON::PP->new->decode(_slurp($self->{ready_f}));
+
+    return $self;
+}
+
+
+sub port     { $_[0]{port} }
+sub ready    { $_[0]{ready} }
+sub data_dir { $_[0]{data} }
+sub url      { "http://127.0.0.1:$_[0]{port}" }
+
+
+sub _control {
+    my ($self, $path, $body) = @_;
+    my $r = $self->{t}->http(port => $self->{control}, method => 'POST',
+                             path => $path, body => $body // '');
+    croak "$self->{name} control $path: $r->{status} $r->{body}"
+        unless $r->{status} == 200;
+    return $r->{body};
+}
+
+
+sub down  { $_[0]->_control('/down') }
+sub up    { $_[0]->_control('/up') }
+sub clear { $_[0]->_control('/clear') }
+sub hung  { $_[0]->_control('/hung') }
+
+
+sub fault {
+    my ($self, %f) = @_;
+    $f{count} //= 1;
+    return $self->_control('/fault', JSON::PP->new->encode(\%f));
+}
+
+
+sub mark {
+    my ($self) = @_;
+    return -s $self->{log} // 0;
+}
+
+
+sub requests {
+    my ($self, %opt) = @_;
+    my $text = _slurp($self->{log}) // '';
+    my $json = JSON::PP->new;
+
+    $text = substr($text, $opt{since}) if $opt{since};
+
+    return map { $json->decode($_) } grep { length } split /\n/, $text;
+}
+
+
+sub stop {
+    my ($self) = @_;
+    my $pid = delete $self->{pid} or return;
+
+    # called from DESTROY and END too: the test's exit status stays
+    local ($?, $!, $@);
+
+    kill 'TERM', $pid;
+    wait_for(sub { waitpid($pid, WNOHANG) == $pid }, 10)
+        or do { kill 'KILL', $pid; waitpid($pid, 0) };
+    delete $LIVE{$pid};
+}
+
+
+sub DESTROY { $_[0]->stop }
+
+END {
+    local ($?, $!);
+    for my $pid (keys %LIVE) {
+        kill 'TERM', $pid;
+        waitpid($pid, 0);
+    }
+}
+
+
+# Runs objs/rdx-storage-tool; returns (exit code, stdout, stderr).
+sub tool {
+    my ($t, $uri, $params, @command) = @_;
+    my $dir = $t->dir;
+    my $bin = $ENV{TEST_STORAGE_TOOL} // "$REPO/objs/rdx-storage-tool";
+
+    croak "$bin is missing: run make $bin" unless -x $bin;
+
+    my $pid = fork // croak "fork: $!";
+
+    if ($pid == 0) {
+        open STDIN, '<', '/dev/null';
+        open STDOUT, '>', "$dir/tool.out";
+        open STDERR, '>', "$dir/tool.err";
+        exec $bin, $uri, @$params, '--', @command or POSIX::_exit(127);
+    }
+
+    waitpid($pid, 0);
+    my $rc = $? >> 8;
+
+    return ($rc, _slurp("$dir/tool.out") // '', _slurp("$dir/tool.err") // '');
+}
+
+
+# "a=1, b=2" style SigV4 Authorization header into its parts
+sub sigv4_parts {
+    my ($auth) = @_;
+    my %p;
+    return \%p unless defined $auth && $auth =~ s/^AWS4-HMAC-SHA256\s+//;
+    for my $kv (split /,\s*/, $auth) {
+        my ($k, $v) = split /=/, $kv, 2;
+        $p{$k} = $v;
+    }
+    return \%p;
+}
+
+
+sub _slurp {
+    my ($path) = @_;
+    open my $fh, '<:raw', $path or return;
+    local $/;
+    return scalar <$fh>;
+}
+
+
+1;
