@@ -36,6 +36,9 @@ NODE_DIR    := t/node
 ALL_TARGETS  := module
 TEST_TARGETS := module unit node
 
+# plain "make" builds "all", whatever rules the fragments define first
+.DEFAULT_GOAL := all
+
 include $(wildcard */*.mk)
 
 .PHONY: all module unit asan node deps run test test-asan clean

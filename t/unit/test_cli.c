@@ -1,0 +1,392 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ *
+ * Unit tests of the reductrai tool's own code: time arguments, list
+ * prefixes (pruning), record filters, checkpoint ranges.
+ */
+
+
+#include "unit.h"
+
+#include "ngx_http_reductrai_cli.h"
+
+#include <unistd.h>
+
+
+/* 2025-11-25T10:30:00Z */
+#define T0  1764066600000LL
+#define NOW 1764070000000LL
+
+
+static int64_t
+t(const char *s, int end)
+{
+    int64_t  ms;
+
+    return ngx_http_reductrai_cli_parse_time(s, NOW, end, &ms) == 0 ? ms : -1;
+}
+
+
+static void
+test_time(void)
+{
+    is_int(t("2025-11-25T10:30:00Z", 0), T0, "RFC 3339 with Z");
+    is_int(t("2025-11-25T10:30:00.250Z", 0), T0 + 250, "milliseconds");
+    is_int(t("2025-11-25T10:30:00.25", 0), T0 + 250, "two fraction digits");
+    is_int(t("2025-11-25T10:30:00.123456Z", 0), T0 + 123,
+           "microseconds are cut to ms");
+    is_int(t("2025-11-25 10:30", 0), T0, "space and minutes");
+    is_int(t("2025-11-25T10", 0), T0 - 30 * 60000, "an hour");
+    is_int(t("2025-11-25", 0), T0 - 10 * 3600000LL - 30 * 60000,
+           "a day");
+    is_int(t("2025-11-25T12:30:00+02:00", 0), T0, "offset +02:00");
+    is_int(t("2025-11-25T08:00:00-0230", 0), T0, "offset -0230");
+    is_int(t("@1764066600", 0), T0, "@unix seconds");
+    is_int(t("@1764066600.5", 0), T0 + 500, "@unix seconds with fraction");
+    is_int(t("now", 0), NOW, "now");
+    is_int(t("-1h", 0), NOW - 3600000, "-1h");
+    is_int(t("-1h30m", 0), NOW - 5400000, "-1h30m");
+    is_int(t("-2d", 0), NOW - 2 * 86400000LL, "-2d");
+    is_int(t("-90s", 0), NOW - 90000, "-90s");
+    is_int(t("-500ms", 0), NOW - 500, "-500ms");
+
+    /* --to: the exclusive end of the precision given */
+    is_int(t("2025-11-25", 1), T0 - 10 * 3600000LL - 30 * 60000
+                               + 86400000LL, "--to a day: its end");
+    is_int(t("2025-11-25T10", 1), T0 + 30 * 60000, "--to an hour");
+    is_int(t("2025-11-25T10:30", 1), T0 + 60000, "--to a minute");
+    is_int(t("2025-11-25T10:30:00", 1), T0 + 1000, "--to a second");
+    is_int(t("2025-11-25T10:30:00.250Z", 1), T0 + 251, "--to a ms");
+    is_int(t("2025-11-25T10:30:00.2Z", 1), T0 + 300, "--to a tenth");
+    is_int(t("-1h", 1), NOW - 3600000, "--to -1h is an instant");
+
+    is_int(t("2025-02-30", 0), -1, "February 30 refused");
+    is_int(t("2025-13-01", 0), -1, "month 13 refused");
+    is_int(t("2025-11-25T24:00", 0), -1, "hour 24 refused");
+    is_int(t("2025-11-25T10:30:00.Z", 0), -1, "empty fraction refused");
+    is_int(t("2025-11-25X", 0), -1, "junk refused");
+    is_int(t("yesterday", 0), -1, "words refused");
+    is_int(t("-1y", 0), -1, "unknown unit refused");
+    is_int(t("-", 0), -1, "bare minus refused");
+    is_int(t("@abc", 0), -1, "bad @ refused");
+    is_int(t("", 0), -1, "empty refused");
+}
+
+
+static ngx_http_reductrai_cli_t *
+cli_new(const char *uri)
+{
+    char                       err[256];
+    ngx_http_reductrai_cli_t  *cli;
+
+    cli = calloc(1, sizeof(ngx_http_reductrai_cli_t));
+    cli->command = "test";
+    cli->from = NGX_HTTP_REDUCTRAI_CLI_TIME_MIN;
+    cli->to = NGX_HTTP_REDUCTRAI_CLI_TIME_MAX;
+    cli->st = ngx_http_reductrai_storage_create(uri, 0, NULL, "/", err,
+                                                sizeof(err));
+    if (cli->st == NULL) {
+        printf("# %s\n", err);
+    }
+
+    return cli;
+}
+
+
+static void
+cli_free(ngx_http_reductrai_cli_t *cli)
+{
+    ngx_http_reductrai_storage_destroy(cli->st);
+    free(cli);
+}
+
+
+static void
+prefixes(ngx_http_reductrai_cli_t *cli, char *out, size_t size)
+{
+    int     i, n;
+    char  **p;
+    size_t  len;
+
+    out[0] = '\0';
+
+    if (ngx_http_reductrai_cli_list_prefixes(cli, &p, &n) != 0) {
+        snprintf(out, size, "ERROR");
+        return;
+    }
+
+    for (i = 0, len = 0; i < n; i++) {
+        len += (size_t) snprintf(out + len, size - len, "%s[%s]",
+                                 i ? " " : "", p[i]);
+        free(p[i]);
+    }
+
+    free(p);
+}
+
+
+static void
+test_prefixes(void)
+{
+    char                       out[4096];
+    ngx_http_reductrai_cli_t  *cli;
+
+    cli = cli_new("file:///tmp/archive");
+    ok(cli->st != NULL, "file storage");
+
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[]", "no stream: the whole archive");
+
+    cli->streams[cli->nstreams++] = "metrics";
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/]", "a stream");
+
+    cli->from = T0;
+    cli->to = T0 + 60000;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/dt=2025-11-25/hour=10/]",
+           "a range inside one hour: that hour");
+
+    cli->to = T0 + 3600000;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/dt=2025-11-25/]",
+           "a range inside one day: that day");
+
+    cli->from = T0;
+    cli->to = T0 + 2 * 86400000LL;
+    cli->streams[cli->nstreams++] = "logs";
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/dt=2025-11-25/] "
+                "[stream=metrics/dt=2025-11-26/] "
+                "[stream=metrics/dt=2025-11-27/] "
+                "[stream=logs/dt=2025-11-25/] [stream=logs/dt=2025-11-26/] "
+                "[stream=logs/dt=2025-11-27/]",
+           "three days, two streams: one prefix per day and stream");
+
+    cli->from = T0 - 86400000LL;
+    cli->to = T0;
+    cli->nstreams = 1;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/dt=2025-11-24/] "
+                "[stream=metrics/dt=2025-11-25/]",
+           "--to at 10:30 on the 25th reaches into it");
+
+    cli->to = T0 - 10 * 3600000LL - 30 * 60000;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/dt=2025-11-24/]",
+           "--to at midnight (exclusive) stays on the 24th");
+
+    cli->from = T0 - 365 * 86400000LL;
+    cli->to = T0;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/]", "a year: the stream, pruned by key");
+
+    cli->from = NGX_HTTP_REDUCTRAI_CLI_TIME_MIN;
+    prefixes(cli, out, sizeof(out));
+    is_str(out, "[stream=metrics/]", "only --to: the stream");
+
+    ok(ngx_http_reductrai_cli_overlaps(cli, T0 - 1, T0 - 1),
+       "a record just before --to is in");
+    ok(!ngx_http_reductrai_cli_overlaps(cli, T0, T0 + 5),
+       "a record at --to is out");
+
+    cli->from = T0 - 30 * 60000;
+    cli->to = T0 + 30 * 60000;
+    ok(ngx_http_reductrai_cli_hour_inside(cli, T0 / 3600000),
+       "an hour inside the range");
+    ok(!ngx_http_reductrai_cli_hour_inside(cli, T0 / 3600000 + 1),
+       "the next hour is not");
+
+    cli_free(cli);
+}
+
+
+static int
+match(ngx_http_reductrai_cli_t *cli, const char *line)
+{
+    int                                rc;
+    ngx_http_reductrai_buf_t           scratch;
+    ngx_http_reductrai_record_view_t   v;
+
+    memset(&scratch, 0, sizeof(scratch));
+
+    rc = ngx_http_reductrai_cli_match(cli, (u_char *) line, strlen(line), &v,
+                                      &scratch);
+    ngx_http_reductrai_buf_free(&scratch);
+
+    return rc;
+}
+
+
+static void
+test_match(void)
+{
+    ngx_http_reductrai_cli_t  *cli;
+
+    static const char  rec[] =
+        "{\"id\":\"w-1-2-3\",\"ts\":\"2025-11-25T10:30:00.000Z\","
+        "\"uri\":\"/api/v2/series?x=\\u00e9&q=a%20b\","
+        "\"api_key_fp\":\"ba7816bf\",\"size\":2,\"body\":{}}";
+
+    cli = cli_new("file:///tmp/archive");
+
+    is_int(match(cli, rec), 1, "no filter: taken");
+    is_int(match(cli, "{\"id\":"), -1, "not a record");
+
+    cli->grep = "series?x";
+    is_int(match(cli, rec), 1, "--grep hit");
+    cli->grep = "nope";
+    is_int(match(cli, rec), 0, "--grep miss");
+    cli->grep = NULL;
+
+    cli->uri_match = "/api/v2/";
+    is_int(match(cli, rec), 1, "--uri prefix hit");
+    cli->uri_match = "/api/v1/";
+    is_int(match(cli, rec), 0, "--uri prefix miss");
+    cli->uri_match = "/api/*/series*";
+    cli->uri_glob = 1;
+    is_int(match(cli, rec), 1, "--uri glob hit");
+    cli->uri_match = "*x=\xe9*";
+    is_int(match(cli, rec), 1, "--uri glob on the unescaped uri");
+    cli->uri_match = "/api/v2/logs*";
+    is_int(match(cli, rec), 0, "--uri glob miss");
+    cli->uri_match = NULL;
+    cli->uri_glob = 0;
+
+    cli->api_key_fp = "ba7816bf";
+    is_int(match(cli, rec), 1, "--api-key-fp hit");
+    cli->api_key_fp = "00000000";
+    is_int(match(cli, rec), 0, "--api-key-fp miss");
+    cli->api_key_fp = NULL;
+
+    cli->time_limited = 1;
+    cli->from = T0;
+    cli->to = T0 + 1;
+    is_int(match(cli, rec), 1, "ts inside [from, to)");
+    cli->from = T0 + 1;
+    cli->to = T0 + 1000;
+    is_int(match(cli, rec), 0, "ts before --from");
+    cli->from = T0 - 1000;
+    cli->to = T0;
+    is_int(match(cli, rec), 0, "ts at --to (exclusive)");
+
+    cli_free(cli);
+}
+
+
+static void
+test_checkpoint(void)
+{
+    FILE                           *f;
+    char                            path[64], err[256], text[4096];
+    size_t                          n;
+    ngx_http_reductrai_cli_ckpt_t  *ck;
+
+#define id(s)  (u_char *) s, strlen(s)
+
+    snprintf(path, sizeof(path), "/tmp/rdx-unit-ckpt-%d", (int) getpid());
+    (void) unlink(path);
+
+    ck = ngx_http_reductrai_cli_ckpt_open(path, err, sizeof(err));
+    ok(ck != NULL, "a new checkpoint");
+    is_int(ngx_http_reductrai_cli_ckpt_count(ck), 0, "empty");
+    ok(!ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-5")),
+       "nothing done");
+
+    ok(ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-5")) == 0,
+       "mark 5");
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-3"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-4"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-9"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-7"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-8"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-4"));
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("other-7-1-1"));
+    is_int(ngx_http_reductrai_cli_ckpt_count(ck), 7, "7 distinct ids");
+
+    ok(ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-3")), "3 done");
+    ok(ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-5")), "5 done");
+    ok(!ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-6")),
+       "6 not done");
+    ok(ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-8")), "8 done");
+    ok(!ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-10")),
+       "10 not done");
+    ok(!ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1001-5")),
+       "another worker's 5 not done");
+    ok(ngx_http_reductrai_cli_ckpt_done(ck, id("other-7-1-1")),
+       "another worker's 1 done");
+    ok(ngx_http_reductrai_cli_ckpt_mark(ck, id("no-number-")) != 0,
+       "an id without a number cannot be marked");
+
+    /* appended lines survive without a save (a kill -9) */
+    f = fopen(path, "r");
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    ok(strstr(text, "web-1-42-1000 5\nweb-1-42-1000 3\n") != NULL,
+       "each delivery appended as a line");
+
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-6"));
+    ngx_http_reductrai_cli_ckpt_close(ck);
+
+    /* a torn last line (killed mid-write) is not taken as done */
+    f = fopen(path, "a");
+    fputs("web-1-42-1000 1", f);
+    fclose(f);
+
+    ck = ngx_http_reductrai_cli_ckpt_open(path, err, sizeof(err));
+    ok(ck != NULL, "reopened");
+    is_int(ngx_http_reductrai_cli_ckpt_count(ck), 8, "8 ids read back");
+    ok(!ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-1")),
+       "the torn line is ignored");
+    ok(ngx_http_reductrai_cli_ckpt_done(ck, id("web-1-42-1000-6")),
+       "6 done after reopening");
+
+    f = fopen(path, "r");
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    ok(strstr(text, "web-1-42-1000 3-9\n") != NULL,
+       "compacted to a range");
+    ok(strstr(text, "other-7-1 1\n") != NULL, "one line per worker");
+    ok(strncmp(text, "# reductrai replay checkpoint v1\n", 33) == 0,
+       "header line");
+
+    ngx_http_reductrai_cli_ckpt_mark(ck, id("web-1-42-1000-1"));
+    ngx_http_reductrai_cli_ckpt_save(ck);
+    ngx_http_reductrai_cli_ckpt_close(ck);
+
+    f = fopen(path, "r");
+    n = fread(text, 1, sizeof(text) - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    ok(strstr(text, "web-1-42-1000 1,3-9\n") != NULL, "ranges after a save");
+
+    f = fopen(path, "w");
+    fputs("web-1-42-1000 1-x\n", f);
+    fclose(f);
+    ck = ngx_http_reductrai_cli_ckpt_open(path, err, sizeof(err));
+    ok(ck == NULL && strstr(err, "line 1") != NULL,
+       "a damaged checkpoint is refused: %s", err);
+
+    ck = ngx_http_reductrai_cli_ckpt_open("/nonexistent/dir/ckpt", err,
+                                          sizeof(err));
+    ok(ck == NULL, "an unwritable checkpoint is refused: %s", err);
+
+    (void) unlink(path);
+
+#undef id
+}
+
+
+int
+main(void)
+{
+    test_time();
+    test_prefixes();
+    test_match();
+    test_checkpoint();
+
+    return done_testing();
+}
