@@ -7,9 +7,10 @@ set -eu
 build="gcc make nginx nginx-dev libzstd-dev libcurl4-openssl-dev libjansson-dev
        zlib1g-dev libssl-dev libpcre2-dev"
 run="$build zstd jq curl"
-test="$run perl nghttp2-client"
+test="$run perl nghttp2-client strace
+      yamllint prometheus haproxy gettext-base openssl debhelper dpkg-dev fakeroot"
 bench="$test wrk hey nghttp2-client linux-perf valgrind"
-deb="$build debhelper devscripts dpkg-dev fakeroot"
+deb="$build debhelper dpkg-dev fakeroot"
 
 want=""
 for target in "$@"; do
@@ -38,4 +39,10 @@ if [ -n "$missing" ]; then
     case " $missing " in
         *" nginx "*) service nginx stop >/dev/null 2>&1 || true ;;
     esac
+    # so do prometheus and haproxy (the tests only run promtool, haproxy -c)
+    for svc in prometheus haproxy; do
+        case " $missing " in
+            *" $svc "*) service "$svc" stop >/dev/null 2>&1 || true ;;
+        esac
+    done
 fi

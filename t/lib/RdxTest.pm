@@ -1452,11 +1452,11 @@ sub _cleanup {
 }
 
 
-# A test that dies frees its objects before END runs; $? already holds the
-# exit status then.
+# A test that dies frees its objects in global destruction, where $? holds
+# its exit status; earlier, $? is only what the last subprocess returned.
 sub DESTROY {
     my ($self) = @_;
-    $self->_cleanup($?);
+    $self->_cleanup(${^GLOBAL_PHASE} eq 'DESTRUCT' ? $? : 0);
 }
 
 
