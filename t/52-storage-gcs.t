@@ -126,7 +126,7 @@ $t->write_file('notjson.json', "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADAN\n");
 
 for my $bad (
     [ "gs://archive credentials_file=$dir/none.json",
-      qr/open\("\Q$dir\E\/none.json"\) failed/ ],
+      qr/open\(\) "\Q$dir\E\/none.json" failed/ ],
     [ "gs://archive credentials_file=$dir/notjson.json",
       qr/the credentials file is not JSON/ ],
     [ "gs://archive credentials_file=$good access_key=a secret_key=b",
