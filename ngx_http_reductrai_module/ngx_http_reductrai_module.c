@@ -73,6 +73,18 @@ static ngx_http_reductrai_bounds_t  ngx_http_reductrai_segment_age_bounds = {
     ngx_http_reductrai_check_msec, 1000, NGX_MAX_INT_T_VALUE
 };
 
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_commit_timeout_bounds = {
+    ngx_http_reductrai_check_msec, 1, NGX_MAX_INT_T_VALUE
+};
+
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_buffer_bounds = {
+    ngx_http_reductrai_check_size, 64 * 1024, NGX_MAX_INT_T_VALUE
+};
+
+static ngx_http_reductrai_bounds_t  ngx_http_reductrai_decoded_bounds = {
+    ngx_http_reductrai_check_size, 4 * 1024, NGX_MAX_INT_T_VALUE
+};
+
 
 static ngx_conf_enum_t  ngx_http_reductrai_durability_values[] = {
     { ngx_string("async"), NGX_HTTP_REDUCTRAI_ASYNC },
@@ -111,14 +123,14 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, buffer_size),
-      NULL },
+      &ngx_http_reductrai_buffer_bounds },
 
     { ngx_string("reductrai_max_decoded_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, max_decoded_size),
-      NULL },
+      &ngx_http_reductrai_decoded_bounds },
 
     { ngx_string("reductrai_segment_size"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
@@ -181,7 +193,7 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       ngx_conf_set_msec_slot,
       NGX_HTTP_MAIN_CONF_OFFSET,
       offsetof(ngx_http_reductrai_main_conf_t, commit_timeout),
-      NULL },
+      &ngx_http_reductrai_commit_timeout_bounds },
 
     { ngx_string("reductrai_spool_full"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -348,15 +360,19 @@ ngx_http_reductrai_init_main_conf(ngx_conf_t *cf, void *conf)
         rmcf->upload_thread_pool_name = rmcf->thread_pool_name;
     }
 
-    rmcf->thread_pool = ngx_thread_pool_add(cf, &rmcf->thread_pool_name);
-    if (rmcf->thread_pool == NULL) {
-        return NGX_CONF_ERROR;
-    }
+    /* a configuration that only reads /metrics starts no threads */
 
-    rmcf->upload_thread_pool = ngx_thread_pool_add(cf,
+    if (rmcf->tapped || rmcf->storage != NULL) {
+        rmcf->thread_pool = ngx_thread_pool_add(cf, &rmcf->thread_pool_name);
+        if (rmcf->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        rmcf->upload_thread_pool = ngx_thread_pool_add(cf,
                                                &rmcf->upload_thread_pool_name);
-    if (rmcf->upload_thread_pool == NULL) {
-        return NGX_CONF_ERROR;
+        if (rmcf->upload_thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
     }
 
     ngx_str_set(&name, "request_id");
@@ -400,6 +416,17 @@ ngx_http_reductrai_check_spool(ngx_conf_t *cf,
            && rmcf->spool.data[rmcf->spool.len - 1] == '/')
     {
         rmcf->spool.len--;
+    }
+
+    /* room for a segment name, a prefix and "quarantine/" below it */
+
+    if (rmcf->spool.len
+        > NGX_MAX_PATH - NGX_HTTP_REDUCTRAI_NAME_MAX - 32)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "\"reductrai_spool\" path \"%V\" is too long",
+                      &rmcf->spool);
+        return NGX_ERROR;
     }
 
     if (!rmcf->tapped && rmcf->storage == NULL) {
@@ -493,9 +520,15 @@ ngx_http_reductrai_check_msec(ngx_conf_t *cf, void *post, void *data)
 
     value = cf->args->elts;
 
-    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                       "\"%V\" must be at least %Ms", &value[0],
-                       (ngx_msec_t) b->low / 1000);
+    if (b->low % 1000 == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be at least %Ms", &value[0],
+                           (ngx_msec_t) b->low / 1000);
+    } else {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must be at least %Mms", &value[0],
+                           (ngx_msec_t) b->low);
+    }
 
     return NGX_CONF_ERROR;
 }
@@ -564,8 +597,8 @@ ngx_http_reductrai_default_instance(ngx_conf_t *cf, ngx_str_t *instance)
     }
 
     if (len == 0 || p[0] == '.') {
-        ngx_memcpy(p, "nginx", 5);
-        len = 5;
+        ngx_str_set(instance, "nginx");
+        return NGX_OK;
     }
 
     instance->data = p;
@@ -666,7 +699,9 @@ ngx_http_reductrai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
      * one nginx's static module would answer every POST with 405.
      */
 
-    if (forwards && clcf->handler == NULL) {
+    /* an "if" block has no handler of its own but runs its location's */
+
+    if (forwards && clcf->handler == NULL && !clcf->noname) {
         if (conf->forward_file != NULL) {
             ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
                           "\"reductrai_forward\" is on or a variable, but "

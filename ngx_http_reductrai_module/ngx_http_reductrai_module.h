@@ -173,11 +173,13 @@ struct ngx_http_reductrai_record_s {
     u_char                          *body;        /* in-memory parts */
     size_t                           size;        /* whole body */
     size_t                           mem;         /* bytes held in memory */
+    size_t                           cost;        /* against buffer_size */
     ngx_fd_t                         fd;          /* or NGX_INVALID_FILE */
     ngx_uint_t                       npieces;
     ngx_http_reductrai_piece_t      *pieces;
     size_t                           decoded;     /* set by the job */
     ngx_uint_t                       failed;      /* set by the job */
+    ngx_uint_t                       acked;       /* answered unwritten */
 };
 
 
@@ -210,6 +212,8 @@ typedef struct {
     ngx_http_reductrai_buf_t         sealed;      /* "name\0size\0"... */
     ngx_uint_t                       seal;        /* seal after the batch */
     int                              error;
+    int                              seal_error;
+    uint64_t                         flushed;     /* records committed */
     uint64_t                         seq;
     uint64_t                         accounted;   /* file bytes counted */
     int64_t                          spool_delta;
@@ -241,6 +245,8 @@ ngx_int_t ngx_http_reductrai_submit(ngx_http_reductrai_record_t *rec,
     ngx_uint_t slot, ngx_log_t *log);
 u_char *ngx_http_reductrai_next_id(u_char *p);
 ngx_uint_t ngx_http_reductrai_buffer_full(size_t size);
+ngx_uint_t ngx_http_reductrai_buffer_pressed(void);
+ngx_uint_t ngx_http_reductrai_spool_failing(void);
 void ngx_http_reductrai_writer_tick(ngx_int_t exiting);
 ngx_uint_t ngx_http_reductrai_writer_idle(void);
 void ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec);

@@ -22,6 +22,7 @@
 
 #define NGX_HTTP_REDUCTRAI_BACKOFF_BASE   500
 #define NGX_HTTP_REDUCTRAI_BACKOFF_CAP    60000
+#define NGX_HTTP_REDUCTRAI_FAILED_MAX    32
 /* hidden files younger than this may belong to a live writer */
 #define NGX_HTTP_REDUCTRAI_STALE_HIDDEN   60
 
@@ -42,6 +43,7 @@ typedef struct {
     int64_t                           size;
     int64_t                           first_ms;
     ngx_uint_t                        own;
+    ngx_uint_t                        failures;
 } ngx_http_reductrai_candidate_t;
 
 
@@ -64,6 +66,7 @@ typedef struct {
     ngx_uint_t                        recovered;
     ngx_uint_t                        quarantined;
     int                               error;
+    ngx_uint_t                        complete;   /* the listing worked */
     char                              failed[NGX_HTTP_REDUCTRAI_NAME_MAX];
 } ngx_http_reductrai_scan_t;
 
@@ -91,6 +94,12 @@ typedef struct {
     ngx_uint_t                        failures;
     int64_t                           next_try_ms;
     ngx_uint_t                        gave_up;
+    int64_t                           scan_logged_ms;
+    int64_t                           local_logged_ms;
+
+    /* segments that failed, remembered across scans (a small ring) */
+    ngx_http_reductrai_candidate_t    failed[NGX_HTTP_REDUCTRAI_FAILED_MAX];
+    ngx_uint_t                        nfailed;
 } ngx_http_reductrai_shipper_t;
 
 
@@ -121,6 +130,9 @@ static int ngx_libc_cdecl ngx_http_reductrai_candidate_cmp(const void *a,
     const void *b);
 static void ngx_http_reductrai_start_uploads(void);
 static void ngx_http_reductrai_backoff(void);
+static ngx_uint_t ngx_http_reductrai_log_once(int64_t *last);
+static void ngx_http_reductrai_remember_failure(
+    ngx_http_reductrai_candidate_t *c);
 
 
 static ngx_http_reductrai_shipper_t  ngx_http_reductrai_shipper;
@@ -203,6 +215,7 @@ ngx_http_reductrai_shipper_add(const char *name, int64_t size)
     c.size = size;
     c.first_ms = id.first_ms;
     c.own = 1;
+    c.failures = 0;
 
     (void) ngx_http_reductrai_queue_push(&c);
 
@@ -490,6 +503,9 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
                        "reductrai upload of \"%s\" failed: %s",
                        up->seg.name, up->err.message);
 
+        /* a segment that keeps failing must not hold up the others */
+        up->seg.failures++;
+        ngx_http_reductrai_remember_failure(&up->seg);
         (void) ngx_http_reductrai_queue_push(&up->seg);
         ngx_http_reductrai_backoff();
         break;
@@ -510,9 +526,12 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
         break;
 
     case NGX_HTTP_REDUCTRAI_LOCAL_ERROR:
-        ngx_log_error(NGX_LOG_CRIT, ev->log, up->error,
-                      "reductrai: reading spool segment \"%s\" failed",
-                      up->seg.name);
+        if (ngx_http_reductrai_log_once(&sp->local_logged_ms)) {
+            ngx_log_error(NGX_LOG_CRIT, ev->log, up->error,
+                          "reductrai: reading spool segment \"%s\" failed",
+                          up->seg.name);
+        }
+
         break;
 
     default: /* BUSY, GONE */
@@ -520,6 +539,45 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
     }
 
     ngx_http_reductrai_start_uploads();
+}
+
+
+static void
+ngx_http_reductrai_remember_failure(ngx_http_reductrai_candidate_t *c)
+{
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *f;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    f = ngx_http_reductrai_find(sp->failed,
+                                ngx_min(sp->nfailed,
+                                        NGX_HTTP_REDUCTRAI_FAILED_MAX),
+                                c->name);
+    if (f == NULL) {
+        f = &sp->failed[sp->nfailed++ % NGX_HTTP_REDUCTRAI_FAILED_MAX];
+    }
+
+    *f = *c;
+}
+
+
+/* the same trouble every second is logged once a minute */
+
+static ngx_uint_t
+ngx_http_reductrai_log_once(int64_t *last)
+{
+    int64_t  now;
+
+    now = ngx_http_reductrai_now_ms();
+
+    if (*last != 0 && now - *last < 60000) {
+        return 0;
+    }
+
+    *last = now;
+
+    return 1;
 }
 
 
@@ -601,6 +659,7 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
     scan->recovered = 0;
     scan->quarantined = 0;
     scan->error = 0;
+    scan->complete = 0;
     scan->failed[0] = '\0';
 
     dir = opendir(ngx_http_reductrai_spool_path());
@@ -641,6 +700,8 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
     }
 
     closedir(dir);
+
+    scan->complete = 1;
 }
 
 
@@ -690,9 +751,11 @@ ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan, int dfd,
     }
 
     if (rc != NGX_OK) {
+        /* still in the spool, and still counted against max_size */
         scan->error = errno;
         ngx_cpystrn((u_char *) scan->failed, (u_char *) name,
                     sizeof(scan->failed));
+        ngx_http_reductrai_scan_found(scan, NULL, size, id->first_ms);
         (void) close(fd);
         return;
     }
@@ -853,6 +916,7 @@ ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
     c->size = size;
     c->first_ms = first_ms;
     c->own = 0;
+    c->failures = 0;
 }
 
 
@@ -865,7 +929,7 @@ ngx_http_reductrai_scan_done(ngx_event_t *ev)
     ngx_http_reductrai_shm_t        *sh;
     ngx_http_reductrai_scan_t       *scan;
     ngx_http_reductrai_shipper_t    *sp;
-    ngx_http_reductrai_candidate_t  *found;
+    ngx_http_reductrai_candidate_t  *found, *failed;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     sp = ev->data;
@@ -875,11 +939,16 @@ ngx_http_reductrai_scan_done(ngx_event_t *ev)
 
     sp->scanning = 0;
 
-    if (scan->error) {
+    if (scan->error && ngx_http_reductrai_log_once(&sp->scan_logged_ms)) {
         ngx_log_error(NGX_LOG_CRIT, ev->log, scan->error,
                       "reductrai: spool scan of \"%V\" failed%s%s",
                       &rmcf->spool, scan->failed[0] ? " at " : "",
                       scan->failed);
+    }
+
+    if (!scan->complete) {
+        /* what we knew of the spool is still better than nothing */
+        return;
     }
 
     if (scan->recovered) {
@@ -936,6 +1005,13 @@ ngx_http_reductrai_scan_done(ngx_event_t *ev)
         }
 
         found[i].own = ngx_strstr(found[i].name, own) != NULL;
+
+        failed = ngx_http_reductrai_find(sp->failed,
+                                         ngx_min(sp->nfailed,
+                                               NGX_HTTP_REDUCTRAI_FAILED_MAX),
+                                         found[i].name);
+        found[i].failures = failed ? failed->failures : 0;
+
         sp->queue[sp->nqueue++] = found[i];
     }
 
@@ -1056,6 +1132,10 @@ static int ngx_libc_cdecl
 ngx_http_reductrai_candidate_cmp(const void *a, const void *b)
 {
     const ngx_http_reductrai_candidate_t  *x = a, *y = b;
+
+    if (x->failures != y->failures) {
+        return x->failures < y->failures ? -1 : 1;
+    }
 
     if (x->own != y->own) {
         return x->own ? -1 : 1;

@@ -262,7 +262,8 @@ ngx_http_reductrai_ready(void)
     }
 
     return !ngx_http_reductrai_spool_full()
-           && !ngx_http_reductrai_buffer_full(0);
+           && !ngx_http_reductrai_buffer_pressed()
+           && !ngx_http_reductrai_spool_failing();
 }
 
 

@@ -20,6 +20,12 @@ typedef struct {
 
 
 static ngx_int_t ngx_http_reductrai_handler(ngx_http_request_t *r);
+static ngx_http_reductrai_ctx_t *ngx_http_reductrai_get_ctx(
+    ngx_http_request_t *r);
+static ngx_int_t ngx_http_reductrai_redirected(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx);
+static ngx_int_t ngx_http_reductrai_forwards(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t *forward);
 static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
@@ -38,7 +44,8 @@ static ngx_str_t ngx_http_reductrai_api_key(ngx_http_request_t *r,
 static void ngx_http_reductrai_proceed(ngx_http_request_t *r,
     ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_refuse(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx);
+    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_t *queued);
+static ngx_uint_t ngx_http_reductrai_client_gone(ngx_http_request_t *r);
 static void ngx_http_reductrai_commit_timeout(ngx_event_t *ev);
 static void ngx_http_reductrai_cleanup(void *data);
 static ngx_int_t ngx_http_reductrai_send(ngx_http_request_t *r,
@@ -114,9 +121,13 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
     ngx_http_reductrai_ctx_t       *ctx;
     ngx_http_reductrai_loc_conf_t  *rlcf;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+    ctx = ngx_http_reductrai_get_ctx(r);
 
     if (ctx != NULL) {
+        if (r->internal && ctx->phase_rc == NGX_DECLINED) {
+            return ngx_http_reductrai_redirected(r, ctx);
+        }
+
         /* the phases resumed after the commit */
         return ctx->phase_rc;
     }
@@ -171,25 +182,103 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
 }
 
 
+/*
+ * An internal redirect (error_page, X-Accel-Redirect, try_files) clears the
+ * module contexts; the pool cleanup still holds ours, so that a body is
+ * archived once and the vendor's answer is still counted.
+ */
+
+static ngx_http_reductrai_ctx_t *
+ngx_http_reductrai_get_ctx(ngx_http_request_t *r)
+{
+    ngx_pool_cleanup_t        *cln;
+    ngx_http_reductrai_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+
+    if (ctx != NULL || !(r->internal || r->filter_finalize)) {
+        return ctx;
+    }
+
+    for (cln = r->pool->cleanup; cln; cln = cln->next) {
+        if (cln->handler == ngx_http_reductrai_cleanup) {
+            ctx = cln->data;
+            ngx_http_set_ctx(r, ctx, ngx_http_reductrai_module);
+            break;
+        }
+    }
+
+    return ctx;
+}
+
+
+/*
+ * A request the tap let through came back after a redirect: its body is
+ * archived already.  A tapped location that answers locally answers it.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_redirected(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_uint_t                      forward;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    if (!rlcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (forward) {
+        return NGX_DECLINED;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_reductrai_send(r, rlcf->ack_status,
+                                                         &rlcf->ack_body, 0));
+    return NGX_DONE;
+}
+
+
+static ngx_int_t
+ngx_http_reductrai_forwards(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t *forward)
+{
+    ngx_str_t  value;
+
+    if (rlcf->forward != NGX_HTTP_REDUCTRAI_FORWARD_VAR) {
+        *forward = rlcf->forward;
+        return NGX_OK;
+    }
+
+    if (ngx_http_complex_value(r, rlcf->forward_var, &value) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    *forward = !(value.len == 0 || (value.len == 1 && value.data[0] == '0'));
+
+    return NGX_OK;
+}
+
+
 /* forward or answer locally, and which stream */
 
 static ngx_int_t
 ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx)
 {
-    ngx_str_t  value;
+    ngx_str_t   value;
+    ngx_uint_t  forward;
 
-    if (rlcf->forward == NGX_HTTP_REDUCTRAI_FORWARD_VAR) {
-        if (ngx_http_complex_value(r, rlcf->forward_var, &value) != NGX_OK) {
-            return NGX_ERROR;
-        }
-
-        ctx->forward = !(value.len == 0
-                         || (value.len == 1 && value.data[0] == '0'));
-
-    } else {
-        ctx->forward = rlcf->forward;
+    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
+        return NGX_ERROR;
     }
+
+    ctx->forward = forward;
 
     if (rlcf->stream == NULL) {
         ngx_str_set(&value, "default");
@@ -231,23 +320,28 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     if (ngx_http_reductrai_spool_full()) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "reductrai spool \"%V\" is full", &rmcf->spool);
-        ngx_http_reductrai_refuse(r, ctx);
+        ngx_http_reductrai_refuse(r, ctx, NULL);
+        return;
+    }
+
+    if (ngx_http_reductrai_spool_failing()) {
+        ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
     }
 
     rec = ngx_http_reductrai_record_create(r, ctx);
 
     if (rec == NULL) {
-        ngx_http_reductrai_refuse(r, ctx);
+        ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
     }
 
-    if (ngx_http_reductrai_buffer_full(rec->mem)) {
+    if (ngx_http_reductrai_buffer_full(rec->cost)) {
         ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
                       "reductrai buffer is full (reductrai_buffer_size %uz)",
                       rmcf->buffer_size);
         ngx_http_reductrai_record_free(rec);
-        ngx_http_reductrai_refuse(r, ctx);
+        ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
     }
 
@@ -261,11 +355,13 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     {
         ctx->record = NULL;
         ngx_http_reductrai_record_free(rec);
-        ngx_http_reductrai_refuse(r, ctx);
+        ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
     }
 
     if (rmcf->durability == NGX_HTTP_REDUCTRAI_ASYNC) {
+        /* answered before written: if the write fails, that is a loss */
+        rec->acked = 1;
         ctx->archived = 1;
         ngx_http_reductrai_proceed(r, ctx);
         return;
@@ -307,12 +403,15 @@ ngx_http_reductrai_commit_done(ngx_http_reductrai_record_t *rec, ngx_int_t ok)
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
                    "reductrai commit: %i", ok);
 
-    if (ok) {
+    if (ngx_http_reductrai_client_gone(r)) {
+        /* archived (or not), but nobody to answer or forward for */
+
+    } else if (ok) {
         ctx->archived = 1;
         ngx_http_reductrai_proceed(r, ctx);
 
     } else {
-        ngx_http_reductrai_refuse(r, ctx);
+        ngx_http_reductrai_refuse(r, ctx, NULL);
     }
 
     ngx_http_run_posted_requests(c);
@@ -325,6 +424,7 @@ ngx_http_reductrai_commit_timeout(ngx_event_t *ev)
     ngx_connection_t                *c;
     ngx_http_request_t              *r;
     ngx_http_reductrai_ctx_t        *ctx;
+    ngx_http_reductrai_record_t     *rec;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     ctx = ev->data;
@@ -339,14 +439,36 @@ ngx_http_reductrai_commit_timeout(ngx_event_t *ev)
 
     /* the record is still written when its turn comes, but nobody waits */
 
-    if (ctx->record != NULL) {
-        ctx->record->waiter = NULL;
+    rec = ctx->record;
+
+    if (rec != NULL) {
+        rec->waiter = NULL;
         ctx->record = NULL;
     }
 
-    ngx_http_reductrai_refuse(r, ctx);
+    if (!ngx_http_reductrai_client_gone(r)) {
+        ngx_http_reductrai_refuse(r, ctx, rec);
+    }
 
     ngx_http_run_posted_requests(c);
+}
+
+
+/*
+ * A client that went away while its record was being committed (an HTTP/2
+ * stream reset, a closed connection) is not forwarded for.
+ */
+
+static ngx_uint_t
+ngx_http_reductrai_client_gone(ngx_http_request_t *r)
+{
+    if (!r->connection->error) {
+        return 0;
+    }
+
+    ngx_http_finalize_request(r, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+
+    return 1;
 }
 
 
@@ -377,12 +499,14 @@ ngx_http_reductrai_proceed(ngx_http_request_t *r,
 
 /*
  * The spool-full policy: reject (503, the agent retries) or bypass (go on
- * without the archive, and count the loss).
+ * without the archive, and count the loss).  A record still queued (a
+ * commit that timed out) may yet be written: its loss is counted only if
+ * its write fails.
  */
 
 static void
 ngx_http_reductrai_refuse(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx)
+    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_t *queued)
 {
     ngx_uint_t                      policy;
     ngx_http_reductrai_shm_t       *sh;
@@ -399,8 +523,14 @@ ngx_http_reductrai_refuse(ngx_http_request_t *r,
     }
 
     if (policy == NGX_HTTP_REDUCTRAI_FULL_BYPASS) {
-        ctx->bypassed = 1;
-        (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        if (queued != NULL) {
+            queued->acked = 1;
+
+        } else {
+            ctx->bypassed = 1;
+            (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        }
+
         ngx_http_reductrai_proceed(r, ctx);
         return;
     }
@@ -567,6 +697,9 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
         ngx_http_reductrai_record_free(rec);
         return NULL;
     }
+
+    /* a body in a file is read into memory by its job: it counts too */
+    rec->cost = rec->size;
 
     return rec;
 }
@@ -846,7 +979,7 @@ ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
 {
     ngx_http_reductrai_ctx_t  *ctx;
 
-    ctx = ngx_http_get_module_ctx(r->main, ngx_http_reductrai_module);
+    ctx = ngx_http_reductrai_get_ctx(r->main);
 
     if (ctx == NULL || ctx->id.len == 0 || ctx->bypassed) {
         v->not_found = 1;
@@ -874,7 +1007,7 @@ ngx_http_reductrai_log_handler(ngx_http_request_t *r)
     ngx_http_reductrai_ctx_t   *ctx;
     ngx_http_upstream_state_t  *state;
 
-    ctx = ngx_http_get_module_ctx(r, ngx_http_reductrai_module);
+    ctx = ngx_http_reductrai_get_ctx(r);
 
     if (ctx == NULL || !ctx->forward || ctx->phase_rc != NGX_DECLINED) {
         return NGX_OK;

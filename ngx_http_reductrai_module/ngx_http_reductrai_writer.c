@@ -29,6 +29,9 @@ typedef struct {
     size_t                           buffered;
     ngx_uint_t                       exiting;
     int64_t                          exit_deadline;
+    ngx_uint_t                       spool_failing;
+    int64_t                          spool_retry_ms;
+    int64_t                          buffer_refused_ms;
     ngx_event_t                      tick;
     char                             spool[NGX_MAX_PATH];
     ngx_http_reductrai_writer_t      writers[NGX_HTTP_REDUCTRAI_SLOTS];
@@ -48,6 +51,7 @@ static int ngx_http_reductrai_job_seal(ngx_http_reductrai_writer_t *w,
 static void ngx_http_reductrai_job_abandon(ngx_http_reductrai_writer_t *w);
 static void ngx_http_reductrai_job_account(ngx_http_reductrai_writer_t *w);
 static void ngx_http_reductrai_job_done(ngx_event_t *ev);
+static void ngx_http_reductrai_spool_result(ngx_log_t *log, int error);
 static void ngx_http_reductrai_tick(ngx_event_t *ev);
 
 
@@ -186,8 +190,38 @@ ngx_http_reductrai_next_id(u_char *p)
 ngx_uint_t
 ngx_http_reductrai_buffer_full(size_t size)
 {
-    return ngx_http_reductrai_worker.buffered + size
-           > ngx_http_reductrai_worker_conf()->buffer_size;
+    ngx_http_reductrai_worker_t  *wk;
+
+    wk = &ngx_http_reductrai_worker;
+
+    if (wk->buffered + size <= ngx_http_reductrai_worker_conf()->buffer_size)
+    {
+        return 0;
+    }
+
+    wk->buffer_refused_ms = ngx_http_reductrai_now_ms();
+
+    return 1;
+}
+
+
+/*
+ * For readiness: the buffer refused a body a moment ago, or is nearly
+ * full.  Admission never lets it overflow, so "full" alone never shows.
+ */
+
+ngx_uint_t
+ngx_http_reductrai_buffer_pressed(void)
+{
+    size_t                        size;
+    ngx_http_reductrai_worker_t  *wk;
+
+    wk = &ngx_http_reductrai_worker;
+    size = ngx_http_reductrai_worker_conf()->buffer_size;
+
+    return wk->buffered >= size - size / 16
+           || (wk->buffer_refused_ms != 0
+               && ngx_http_reductrai_now_ms() - wk->buffer_refused_ms < 1000);
 }
 
 
@@ -216,7 +250,15 @@ ngx_http_reductrai_submit(ngx_http_reductrai_record_t *rec, ngx_uint_t slot,
     w->pending_last = &rec->next;
     w->npending++;
 
-    ngx_http_reductrai_worker.buffered += rec->mem;
+    ngx_http_reductrai_worker.buffered += rec->cost;
+
+    /* an exiting worker whose tick has stopped still seals what it gets */
+    if (ngx_http_reductrai_worker.exiting
+        && !ngx_http_reductrai_worker.tick.timer_set)
+    {
+        ngx_add_timer(&ngx_http_reductrai_worker.tick,
+                      NGX_HTTP_REDUCTRAI_TICK);
+    }
 
     if (!w->busy) {
         /* if posting fails the records wait for the tick to try again */
@@ -351,11 +393,24 @@ ngx_http_reductrai_job(void *data, ngx_log_t *log)
             != NGX_HTTP_REDUCTRAI_OK)
         {
             w->error = errno;
+
+        } else {
+            w->flushed = w->seg.stats.count;
         }
     }
 
-    if (w->error == 0 && w->open && w->seal) {
-        (void) ngx_http_reductrai_job_seal(w, rmcf);
+    /*
+     * The batch is committed once flushed: a seal failing after that
+     * leaves it for recovery but fails no request.
+     */
+
+    w->seal_error = 0;
+
+    if (w->error == 0 && w->open && w->seal
+        && ngx_http_reductrai_job_seal(w, rmcf) != 0)
+    {
+        w->seal_error = w->error;
+        w->error = 0;
     }
 
     if (w->error != 0 && w->open) {
@@ -503,6 +558,17 @@ ngx_http_reductrai_job_open(ngx_http_reductrai_writer_t *w,
     w->id = id;
     w->open = 1;
     w->accounted = 0;
+    w->flushed = 0;
+
+    /* with "fsync", the new file's name must survive a power loss too */
+
+    if (rmcf->durability == NGX_HTTP_REDUCTRAI_FSYNC
+        && ngx_http_reductrai_sync_dir(wk->spool) != 0)
+    {
+        w->error = errno;
+        ngx_http_reductrai_job_abandon(w);
+        return -1;
+    }
 
     return 0;
 }
@@ -556,13 +622,21 @@ ngx_http_reductrai_job_seal(ngx_http_reductrai_writer_t *w,
 
 /*
  * After a write error the segment is left as it is and unlocked: a spool
- * scan recovers what it holds, cut at its last complete record.
+ * scan recovers what it holds, cut at its last complete record.  One that
+ * never held a committed record is not data: it goes, and its number is
+ * used again, so that a full disk does not leave a trail of empty objects.
  */
 
 static void
 ngx_http_reductrai_job_abandon(ngx_http_reductrai_writer_t *w)
 {
     ngx_http_reductrai_job_account(w);
+
+    if (w->flushed == 0 && unlink(w->seg.path) == 0) {
+        w->spool_delta -= (int64_t) w->accounted;
+        w->seq = w->id.seq - 1;
+    }
+
     ngx_http_reductrai_segment_close(&w->seg);
     w->open = 0;
 }
@@ -594,11 +668,8 @@ ngx_http_reductrai_job_done(ngx_event_t *ev)
     w->busy = 0;
     ok = (w->error == 0);
 
-    if (!ok) {
-        ngx_log_error(NGX_LOG_CRIT, ev->log, w->error,
-                      "reductrai: writing to the spool \"%s\" failed",
-                      ngx_http_reductrai_worker.spool);
-    }
+    ngx_http_reductrai_spool_result(ev->log, w->error ? w->error
+                                                     : w->seal_error);
 
     (void) ngx_atomic_fetch_add(&sh->bytes_archived, w->archived);
     (void) ngx_atomic_fetch_add(&sh->spool_bytes, w->spool_delta);
@@ -617,7 +688,12 @@ ngx_http_reductrai_job_done(ngx_event_t *ev)
     mem = 0;
 
     for (rec = batch; rec; rec = rec->next) {
-        mem += rec->mem;
+        mem += rec->cost;
+
+        /* answered before it was written, and then not written: lost */
+        if (rec->waiter == NULL && rec->acked && !(ok && !rec->failed)) {
+            (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        }
     }
 
     ngx_http_reductrai_worker.buffered -= mem;
@@ -633,6 +709,53 @@ ngx_http_reductrai_job_done(ngx_event_t *ev)
         ngx_http_reductrai_commit_done(rec, ok && !rec->failed);
         ngx_http_reductrai_record_free(rec);
     }
+}
+
+
+/*
+ * A spool that cannot be written (a full disk, an I/O error) is logged once
+ * per episode; meanwhile requests are refused for a second at a time
+ * rather than each trying, failing and logging.
+ */
+
+static void
+ngx_http_reductrai_spool_result(ngx_log_t *log, int error)
+{
+    ngx_http_reductrai_worker_t  *wk;
+
+    wk = &ngx_http_reductrai_worker;
+
+    if (error == 0) {
+        if (wk->spool_failing) {
+            wk->spool_failing = 0;
+            ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                          "reductrai: the spool \"%s\" is writable again",
+                          wk->spool);
+        }
+
+        return;
+    }
+
+    wk->spool_retry_ms = ngx_http_reductrai_now_ms() + 1000;
+
+    if (!wk->spool_failing) {
+        wk->spool_failing = 1;
+        ngx_log_error(NGX_LOG_CRIT, log, error,
+                      "reductrai: writing to the spool \"%s\" failed",
+                      wk->spool);
+    }
+}
+
+
+ngx_uint_t
+ngx_http_reductrai_spool_failing(void)
+{
+    ngx_http_reductrai_worker_t  *wk;
+
+    wk = &ngx_http_reductrai_worker;
+
+    return wk->spool_failing
+           && ngx_http_reductrai_now_ms() < wk->spool_retry_ms;
 }
 
 

@@ -172,6 +172,9 @@ server {
         reductrai on;
         reductrai_stream \$stream;
         reductrai_forward \$arg_fwd;
+        if (\$http_x_debug) {
+            set \$debug 1;
+        }
         reductrai_ack 200 '{"status":"ok"}';
         reductrai_spool_full auto;
         proxy_pass http://vendor;

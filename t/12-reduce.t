@@ -43,6 +43,19 @@ EOT
             proxy_pass http://vendor;
         }
 
+        location /redirect/ {
+            reductrai on;
+            proxy_pass http://vendor;
+            proxy_intercept_errors on;
+            error_page 502 503 = @store;
+        }
+
+        location @store {
+            reductrai on;
+            reductrai_forward off;
+            reductrai_ack 202 '{"stored":true}';
+        }
+
         location /by-level/ {
             reductrai on;
             reductrai_forward $by_level;
@@ -78,7 +91,15 @@ $r = $t->http(path => '/by-level/2', body => '{"l":"info"}',
 is($r->{status}, 204, 'map: "" answers locally with the ack');
 is($r->{body}, '', 'ack 204 has no body');
 
-my $total = $n + 4;
+# the vendor fails, error_page sends the request to a local answer: the
+# body was archived once, on the way in, and the vendor's 503 is counted
+$up->set(status => 503);
+$r = $t->http(path => '/redirect/x', body => '{"redirected":1}');
+$up->set(status => 202);
+is($r->{status}, 202, 'error_page to a store-only location: its ack');
+is($r->{body}, '{"stored":true}', 'with its body');
+
+my $total = $n + 5;
 my @records = $t->wait_archived($total);
 is(scalar @records, $total, 'every request archived, forwarded or not');
 
@@ -104,11 +125,16 @@ ok($rec{'/by-level/1'}{forwarded} && $vendor{'/by-level/1'},
    'map: forwarded record');
 ok(!$rec{'/by-level/2'}{forwarded} && !$vendor{'/by-level/2'},
    'map: local record');
+is(scalar(grep { $_->{uri} eq '/redirect/x' } @records), 1,
+   'a redirected request is archived once');
 
 wait_for(sub {
     $t->metrics->{'reductrai_upstream_responses_total{stream="default",'
                   . 'class="2xx"}'} == $fwd + 1
 }, 5, 'the forwards are counted in the log phase');
+is($t->metrics->{'reductrai_upstream_responses_total{stream="default",'
+                 . 'class="5xx"}'}, 1,
+   'the vendor answer before the redirect is counted');
 my $m = $t->metrics;
 is($m->{'reductrai_requests_total{stream="default"}'}, $total,
    'requests_total counts forwarded and local requests');

@@ -7,9 +7,12 @@
 #include "ngx_http_reductrai_core.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 
 static int ngx_http_reductrai_digits(const u_char *p, size_t n, int *value);
@@ -194,4 +197,50 @@ ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len)
     }
 
     return dst;
+}
+
+
+int
+ngx_http_reductrai_sync_dir(const char *dir)
+{
+    int  fd, rc, err;
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
+        return -1;
+    }
+
+    rc = fsync(fd);
+    err = errno;
+    (void) close(fd);
+    errno = err;
+
+    return rc;
+}
+
+
+int
+ngx_http_reductrai_sync_parent(const char *path)
+{
+    char        dir[PATH_MAX];
+    size_t      len;
+    const char *slash;
+
+    slash = strrchr(path, '/');
+
+    if (slash == NULL) {
+        return ngx_http_reductrai_sync_dir(".");
+    }
+
+    len = slash == path ? 1 : (size_t) (slash - path);
+
+    if (len >= sizeof(dir)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+
+    return ngx_http_reductrai_sync_dir(dir);
 }

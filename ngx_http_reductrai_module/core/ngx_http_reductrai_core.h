@@ -58,5 +58,9 @@ int64_t ngx_http_reductrai_parse_ts(const u_char *p, size_t len);
 
 u_char *ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len);
 
+/* fsync() of a directory; sync_parent() of the directory holding path */
+int ngx_http_reductrai_sync_dir(const char *dir);
+int ngx_http_reductrai_sync_parent(const char *path);
+
 
 #endif /* _NGX_HTTP_REDUCTRAI_CORE_H_INCLUDED_ */
