@@ -21,6 +21,7 @@ static const char *ngx_http_reductrai_vendor_state(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reductrai_peers_state(
     ngx_http_upstream_srv_conf_t *uscf, ngx_uint_t *total,
     ngx_uint_t *failing);
+static ngx_int_t ngx_http_reductrai_status_prologue(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_reductrai_ready(void);
 static const char *ngx_http_reductrai_storage_name(ngx_uint_t state);
 static ngx_int_t ngx_http_reductrai_status_send(ngx_http_request_t *r,
@@ -182,11 +183,7 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
     ngx_http_reductrai_loc_conf_t   *rlcf;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_reductrai_status_prologue(r);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -194,10 +191,6 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
     sh = ngx_http_reductrai_shm();
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
-
-    if (sh == NULL) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
 
     lag = ngx_http_reductrai_lag();
 
@@ -247,6 +240,26 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
     ngx_str_set(&type, "application/json");
 
     return ngx_http_reductrai_status_send(r, status, &type, b);
+}
+
+
+/* GET and HEAD only, as stub_status; the counters must be there */
+
+static ngx_int_t
+ngx_http_reductrai_status_prologue(ngx_http_request_t *r)
+{
+    ngx_int_t  rc;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    return ngx_http_reductrai_shm() ? NGX_OK : NGX_HTTP_SERVICE_UNAVAILABLE;
 }
 
 
@@ -389,21 +402,13 @@ ngx_http_reductrai_metrics_handler(ngx_http_request_t *r)
 
     static const char  *classes[] = { "2xx", "3xx", "4xx", "5xx", "error" };
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))) {
-        return NGX_HTTP_NOT_ALLOWED;
-    }
-
-    rc = ngx_http_discard_request_body(r);
+    rc = ngx_http_reductrai_status_prologue(r);
     if (rc != NGX_OK) {
         return rc;
     }
 
     sh = ngx_http_reductrai_shm();
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
-
-    if (sh == NULL) {
-        return NGX_HTTP_SERVICE_UNAVAILABLE;
-    }
 
     size = 8192 + NGX_HTTP_REDUCTRAI_SLOTS * 1024;
 

@@ -46,7 +46,6 @@ static int ngx_http_reductrai_file_path(ngx_http_reductrai_storage_t *st,
     char *buf, const char *key);
 static int ngx_http_reductrai_file_mkdirs(char *path, size_t root);
 static int ngx_http_reductrai_file_copy(int from, int to, int64_t size);
-static int ngx_http_reductrai_file_sync_dir(const char *path);
 static int ngx_http_reductrai_file_walk(char *path, size_t root,
     size_t len, const char *prefix, ngx_http_reductrai_list_pt handler,
     void *data);
@@ -160,7 +159,7 @@ ngx_http_reductrai_file_put(ngx_http_reductrai_storage_t *st,
         return ngx_http_reductrai_file_errno(err, "rename()", path);
     }
 
-    if (ngx_http_reductrai_file_sync_dir(path) != 0) {
+    if (ngx_http_reductrai_sync_parent(path) != 0) {
         return ngx_http_reductrai_file_errno(err, "fsync()", path);
     }
 
@@ -364,7 +363,7 @@ ngx_http_reductrai_file_mkdirs(char *path, size_t root)
             *p = '\0';
 
             if (mkdir(path, 0755) == 0) {
-                if (ngx_http_reductrai_file_sync_dir(path) != 0) {
+                if (ngx_http_reductrai_sync_parent(path) != 0) {
                     *p = c;
                     return -1;
                 }
@@ -432,36 +431,6 @@ ngx_http_reductrai_file_copy(int from, int to, int64_t size)
     return 0;
 }
 
-
-static int
-ngx_http_reductrai_file_sync_dir(const char *path)
-{
-    int    fd, rc;
-    char   dir[PATH_MAX];
-    char  *slash;
-
-    strcpy(dir, path);
-
-    slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        return 0;
-    }
-
-    *(slash == dir ? slash + 1 : slash) = '\0';
-
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd == -1) {
-        return -1;
-    }
-
-    rc = fsync(fd);
-    (void) close(fd);
-
-    return rc;
-}
-
-
-/* returns 0 when done, 1 when the handler stopped it, -1 on error */
 
 static int
 ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
