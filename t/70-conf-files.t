@@ -198,9 +198,12 @@ my $sb = RdxDeploy::Sandbox->new(
     like($lb, qr/^\s*least_conn;/m, 'lb: least_conn');
     is(scalar(() = $lb =~ /^\s*server\s+\S+:8080 max_fails=3 fail_timeout=30s;/mg),
        3, 'lb: three instances with max_fails and fail_timeout');
-    like($lb, qr/proxy_next_upstream\s+error\ timeout\ http_502\ http_503
-                 [^;]*\bnon_idempotent;/x,
-         'lb: POSTs are retried on the next instance (non_idempotent)');
+    like($lb, qr/proxy_next_upstream\s+error\ timeout\ http_503
+                 \ non_idempotent;/x,
+         'lb: POSTs are retried on the next instance (non_idempotent), '
+         . 'not on the vendor\'s 502/504');
+    like($lb, qr/error_page\s+502 504 = \@unavailable;/,
+         'lb: no instance left is a 503 with Retry-After, not a 502');
     like($lb, qr/location = \/health \{/, 'lb: /health');
 }
 

@@ -53,4 +53,8 @@ fi
 
 make -s -C "$build" -f objs/Makefile modules
 mkdir -p "$out"
-cp "$build/objs/ngx_http_reductrai_module.so" "$out/"
+
+# a new file renamed into place: a running nginx keeps its mapping of the
+# old one, which copying over it would change under its feet
+cp "$build/objs/ngx_http_reductrai_module.so" "$out/.ngx_http_reductrai_module.so.$$"
+mv -f "$out/.ngx_http_reductrai_module.so.$$" "$out/ngx_http_reductrai_module.so"

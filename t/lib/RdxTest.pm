@@ -1452,11 +1452,21 @@ sub _cleanup {
 }
 
 
-# A test that dies frees its objects in global destruction, where $? holds
-# its exit status; earlier, $? is only what the last subprocess returned.
+# A test that dies (outside an eval) keeps its directory for a post-mortem;
+# DESTROY may run while the exception unwinds, before $? says so.
+my $DIED = 0;
+my $PREV_DIE = $SIG{__DIE__};
+$SIG{__DIE__} = sub {
+    $DIED = 1 unless $^S;
+    goto &$PREV_DIE if ref $PREV_DIE;
+};
+
+
+# In global destruction $? holds the test's exit status; earlier, $? is only
+# what the last subprocess returned.
 sub DESTROY {
     my ($self) = @_;
-    $self->_cleanup(${^GLOBAL_PHASE} eq 'DESTRUCT' ? $? : 0);
+    $self->_cleanup($DIED || (${^GLOBAL_PHASE} eq 'DESTRUCT' ? $? : 0));
 }
 
 
