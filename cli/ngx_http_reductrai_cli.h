@@ -18,6 +18,7 @@
 #include "ngx_http_reductrai_segment.h"
 #include "ngx_http_reductrai_storage.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 
@@ -35,6 +36,7 @@
 
 #define NGX_HTTP_REDUCTRAI_CLI_MAX_STREAMS  64
 #define NGX_HTTP_REDUCTRAI_CLI_MAX_HEADERS  64
+#define NGX_HTTP_REDUCTRAI_CLI_MAX_JOBS     64
 
 
 /* options a subcommand accepts */
@@ -133,6 +135,9 @@ int ngx_http_reductrai_cli_hour_inside(ngx_http_reductrai_cli_t *cli,
     int64_t hour);
 int ngx_http_reductrai_cli_overlaps(ngx_http_reductrai_cli_t *cli,
     int64_t first_ms, int64_t last_ms);
+/* 1 when the object's trailer shows that it holds no selected record */
+int ngx_http_reductrai_cli_excluded(ngx_http_reductrai_cli_t *cli,
+    ngx_http_reductrai_cli_object_t *o);
 size_t ngx_http_reductrai_cli_worker(char *buf, size_t size,
     const ngx_http_reductrai_segment_id_t *id);
 ngx_http_reductrai_storage_rc_e ngx_http_reductrai_cli_get_trailer(
@@ -147,6 +152,29 @@ int ngx_http_reductrai_cli_read_object(ngx_http_reductrai_cli_t *cli,
 int ngx_http_reductrai_cli_match(ngx_http_reductrai_cli_t *cli,
     const u_char *line, size_t len, ngx_http_reductrai_record_view_t *v,
     ngx_http_reductrai_buf_t *scratch);
+
+/* ngx_http_reductrai_cli_jobs.c: work on each selected object, in threads */
+typedef struct {
+    ngx_http_reductrai_cli_t          *cli;
+    ngx_http_reductrai_cli_object_t   *objects;
+    size_t                             n;
+    void                              *items;       /* one an object */
+    size_t                             next;        /* atomic */
+    int                                nthreads;
+    pthread_t                          tids[NGX_HTTP_REDUCTRAI_CLI_MAX_JOBS];
+} ngx_http_reductrai_cli_jobs_t;
+
+/* selects the objects, with a zeroed item of size bytes each */
+int ngx_http_reductrai_cli_jobs_init(ngx_http_reductrai_cli_jobs_t *jobs,
+    ngx_http_reductrai_cli_t *cli, size_t size);
+/* runs handler on up to --jobs threads (here when none starts) */
+void ngx_http_reductrai_cli_jobs_start(ngx_http_reductrai_cli_jobs_t *jobs,
+    void *(*handler)(void *data), void *data);
+/* the next object a thread works on; returns 0 when none is left */
+int ngx_http_reductrai_cli_jobs_next(ngx_http_reductrai_cli_jobs_t *jobs,
+    size_t *i);
+void ngx_http_reductrai_cli_jobs_join(ngx_http_reductrai_cli_jobs_t *jobs);
+void ngx_http_reductrai_cli_jobs_free(ngx_http_reductrai_cli_jobs_t *jobs);
 
 /* one file per subcommand */
 int ngx_http_reductrai_cli_ls(ngx_http_reductrai_cli_t *cli);

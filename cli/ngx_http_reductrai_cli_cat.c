@@ -31,15 +31,13 @@ static int ngx_http_reductrai_cli_cat_line(void *data, const u_char *line,
 int
 ngx_http_reductrai_cli_cat(ngx_http_reductrai_cli_t *cli)
 {
-    int                                 rc, found, corrupt;
-    size_t                              i, n;
-    uint64_t                            skipped;
-    ngx_http_reductrai_reader_t         r;
-    ngx_http_reductrai_trailer_t        t;
-    ngx_http_reductrai_cli_read_t       rd;
-    ngx_http_reductrai_cli_object_t    *objects, *o;
-    ngx_http_reductrai_storage_err_t    err;
-    ngx_http_reductrai_cli_cat_ctx_t    ctx;
+    int                                rc, corrupt;
+    size_t                             i, n;
+    uint64_t                           skipped;
+    ngx_http_reductrai_reader_t        r;
+    ngx_http_reductrai_cli_read_t      rd;
+    ngx_http_reductrai_cli_object_t   *objects, *o;
+    ngx_http_reductrai_cli_cat_ctx_t   ctx;
 
     static char  out[1 << 16];
 
@@ -68,26 +66,9 @@ ngx_http_reductrai_cli_cat(ngx_http_reductrai_cli_t *cli)
     for (i = 0; i < n; i++) {
         o = &objects[i];
 
-        /*
-         * An object of an hour the range cuts may hold no selected record:
-         * its trailer (a 1 KB ranged GET) can spare reading all of it.
-         */
-
-        if (cli->time_limited
-            && !ngx_http_reductrai_cli_hour_inside(cli, o->id.hour))
-        {
-            memset(&err, 0, sizeof(ngx_http_reductrai_storage_err_t));
-
-            if (ngx_http_reductrai_cli_get_trailer(cli, o->key, &t, &found,
-                                                   &err)
-                == NGX_HTTP_REDUCTRAI_STORAGE_OK
-                && found
-                && !ngx_http_reductrai_cli_overlaps(cli, t.first_ms,
-                                                    t.last_ms))
-            {
-                skipped++;
-                continue;
-            }
+        if (ngx_http_reductrai_cli_excluded(cli, o)) {
+            skipped++;
+            continue;
         }
 
         rc = ngx_http_reductrai_cli_read_object(cli, &r, o->key, -1, &rd);

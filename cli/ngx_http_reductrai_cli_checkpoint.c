@@ -68,8 +68,6 @@ static int ngx_http_reductrai_cli_ckpt_add(ngx_http_reductrai_cli_ckpt_t *ck,
     ngx_http_reductrai_cli_cworker_t *w, uint64_t lo, uint64_t hi);
 static int ngx_http_reductrai_cli_ckpt_line(ngx_http_reductrai_cli_ckpt_t *ck,
     char *line);
-static int ngx_http_reductrai_cli_write_all(int fd, const char *p,
-    size_t len);
 
 
 ngx_http_reductrai_cli_ckpt_t *
@@ -212,7 +210,7 @@ ngx_http_reductrai_cli_ckpt_mark(ngx_http_reductrai_cli_ckpt_t *ck,
     n = snprintf(buf, sizeof(buf), "%.*s %llu\n", (int) wlen, (char *) id,
                  (unsigned long long) seq);
 
-    return ngx_http_reductrai_cli_write_all(ck->fd, buf, (size_t) n);
+    return ngx_http_reductrai_fd_write(ck->fd, buf, (size_t) n);
 }
 
 
@@ -236,9 +234,8 @@ ngx_http_reductrai_cli_ckpt_save(ngx_http_reductrai_cli_ckpt_t *ck)
         return -1;
     }
 
-    if (ngx_http_reductrai_cli_write_all(fd, NGX_HTTP_REDUCTRAI_CKPT_HEADER,
-                                         sizeof(NGX_HTTP_REDUCTRAI_CKPT_HEADER)
-                                         - 1)
+    if (ngx_http_reductrai_fd_write(fd, NGX_HTTP_REDUCTRAI_CKPT_HEADER,
+                                    sizeof(NGX_HTTP_REDUCTRAI_CKPT_HEADER) - 1)
         != 0)
     {
         goto failed;
@@ -250,7 +247,7 @@ ngx_http_reductrai_cli_ckpt_save(ngx_http_reductrai_cli_ckpt_t *ck)
                 continue;
             }
 
-            if (ngx_http_reductrai_cli_write_all(fd, w->name, w->len) != 0) {
+            if (ngx_http_reductrai_fd_write(fd, w->name, w->len) != 0) {
                 goto failed;
             }
 
@@ -265,14 +262,12 @@ ngx_http_reductrai_cli_ckpt_save(ngx_http_reductrai_cli_ckpt_t *ck)
                              (unsigned long long) w->ranges[j].hi);
                 }
 
-                if (ngx_http_reductrai_cli_write_all(fd, num, strlen(num))
-                    != 0)
-                {
+                if (ngx_http_reductrai_fd_write(fd, num, strlen(num)) != 0) {
                     goto failed;
                 }
             }
 
-            if (ngx_http_reductrai_cli_write_all(fd, "\n", 1) != 0) {
+            if (ngx_http_reductrai_fd_write(fd, "\n", 1) != 0) {
                 goto failed;
             }
         }
@@ -550,30 +545,6 @@ ngx_http_reductrai_cli_ckpt_line(ngx_http_reductrai_cli_ckpt_t *ck,
         }
 
         p = end;
-    }
-
-    return 0;
-}
-
-
-static int
-ngx_http_reductrai_cli_write_all(int fd, const char *p, size_t len)
-{
-    ssize_t  n;
-
-    while (len > 0) {
-        n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            return -1;
-        }
-
-        p += n;
-        len -= (size_t) n;
     }
 
     return 0;

@@ -10,7 +10,6 @@
 
 #include "ngx_http_reductrai_cli.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,15 +24,6 @@ typedef struct {
 } ngx_http_reductrai_cli_ls_item_t;
 
 
-typedef struct {
-    ngx_http_reductrai_cli_t          *cli;
-    ngx_http_reductrai_cli_object_t   *objects;
-    ngx_http_reductrai_cli_ls_item_t  *items;
-    size_t                             n;
-    size_t                             next;
-} ngx_http_reductrai_cli_ls_ctx_t;
-
-
 static void *ngx_http_reductrai_cli_ls_thread(void *data);
 static void ngx_http_reductrai_cli_ls_text(ngx_http_reductrai_cli_t *cli,
     ngx_http_reductrai_cli_object_t *o, ngx_http_reductrai_cli_ls_item_t *it,
@@ -45,53 +35,25 @@ static void ngx_http_reductrai_cli_ls_json(ngx_http_reductrai_cli_object_t *o,
 int
 ngx_http_reductrai_cli_ls(ngx_http_reductrai_cli_t *cli)
 {
-    int                                rc, width, nthreads, t, storage_failed;
+    int                                rc, width, storage_failed;
     size_t                             i, n, shown, no_trailer, len;
     uint64_t                           records, bytes, raw;
-    pthread_t                          tids[64];
+    ngx_http_reductrai_cli_jobs_t      jobs;
     ngx_http_reductrai_cli_object_t   *objects;
     ngx_http_reductrai_cli_ls_item_t  *items;
-    ngx_http_reductrai_cli_ls_ctx_t    ctx;
 
-    rc = ngx_http_reductrai_cli_select(cli, &objects, &n);
+    rc = ngx_http_reductrai_cli_jobs_init(&jobs, cli, sizeof(*items));
     if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
         return rc;
     }
 
-    items = calloc(n ? n : 1, sizeof(ngx_http_reductrai_cli_ls_item_t));
-    if (items == NULL) {
-        ngx_http_reductrai_cli_error(cli, "out of memory");
-        ngx_http_reductrai_cli_objects_free(objects, n);
-        return NGX_HTTP_REDUCTRAI_CLI_STORAGE;
-    }
+    ngx_http_reductrai_cli_jobs_start(&jobs, ngx_http_reductrai_cli_ls_thread,
+                                      &jobs);
+    ngx_http_reductrai_cli_jobs_join(&jobs);
 
-    ctx.cli = cli;
-    ctx.objects = objects;
-    ctx.items = items;
-    ctx.n = n;
-    ctx.next = 0;
-
-    nthreads = (size_t) cli->jobs < n ? cli->jobs : (int) n;
-
-    for (t = 0; t < nthreads; t++) {
-        if (pthread_create(&tids[t], NULL, ngx_http_reductrai_cli_ls_thread,
-                           &ctx)
-            != 0)
-        {
-            break;
-        }
-    }
-
-    nthreads = t;
-
-    if (nthreads == 0) {
-        /* no thread could start: do the work here */
-        (void) ngx_http_reductrai_cli_ls_thread(&ctx);
-    }
-
-    for (t = 0; t < nthreads; t++) {
-        (void) pthread_join(tids[t], NULL);
-    }
+    objects = jobs.objects;
+    items = jobs.items;
+    n = jobs.n;
 
     width = 3;
 
@@ -172,8 +134,7 @@ ngx_http_reductrai_cli_ls(ngx_http_reductrai_cli_t *cli)
                 (unsigned long long) cli->object_gets, shown);
     }
 
-    free(items);
-    ngx_http_reductrai_cli_objects_free(objects, n);
+    ngx_http_reductrai_cli_jobs_free(&jobs);
 
     if (storage_failed) {
         return NGX_HTTP_REDUCTRAI_CLI_STORAGE;
@@ -194,23 +155,18 @@ ngx_http_reductrai_cli_ls(ngx_http_reductrai_cli_t *cli)
 static void *
 ngx_http_reductrai_cli_ls_thread(void *data)
 {
-    ngx_http_reductrai_cli_ls_ctx_t *ctx = data;
+    ngx_http_reductrai_cli_jobs_t *jobs = data;
 
     size_t                             i;
     ngx_http_reductrai_storage_err_t   err;
     ngx_http_reductrai_cli_ls_item_t  *it;
 
-    for ( ;; ) {
-        i = __atomic_fetch_add(&ctx->next, 1, __ATOMIC_RELAXED);
-        if (i >= ctx->n) {
-            break;
-        }
-
-        it = &ctx->items[i];
+    while (ngx_http_reductrai_cli_jobs_next(jobs, &i)) {
+        it = (ngx_http_reductrai_cli_ls_item_t *) jobs->items + i;
         memset(&err, 0, sizeof(ngx_http_reductrai_storage_err_t));
 
-        it->rc = ngx_http_reductrai_cli_get_trailer(ctx->cli,
-                                                    ctx->objects[i].key,
+        it->rc = ngx_http_reductrai_cli_get_trailer(jobs->cli,
+                                                    jobs->objects[i].key,
                                                     &it->trailer, &it->found,
                                                     &err);
 

@@ -42,6 +42,16 @@
 #define NGX_HTTP_REDUCTRAI_REPLAY_FAILURES 20      /* shown one by one */
 
 
+/* what became of an object */
+typedef enum {
+    NGX_HTTP_REDUCTRAI_REPLAY_NEXT = 0,     /* replayed, skipped or gone */
+    NGX_HTTP_REDUCTRAI_REPLAY_READ,         /* read: go on with it */
+    NGX_HTTP_REDUCTRAI_REPLAY_CORRUPT,
+    NGX_HTTP_REDUCTRAI_REPLAY_STOP,         /* --limit, or a signal */
+    NGX_HTTP_REDUCTRAI_REPLAY_STORAGE       /* said why */
+} ngx_http_reductrai_replay_rc_e;
+
+
 typedef struct {
     int                                state;
     CURL                              *easy;
@@ -103,6 +113,21 @@ static volatile sig_atomic_t  ngx_http_reductrai_replay_signal;
 
 
 static void ngx_http_reductrai_replay_on_signal(int signo);
+static ngx_http_reductrai_replay_rc_e ngx_http_reductrai_replay_object(
+    ngx_http_reductrai_replay_t *rp, ngx_http_reductrai_cli_object_t *o,
+    ngx_http_reductrai_reader_t *check, ngx_http_reductrai_reader_t *r);
+static ngx_http_reductrai_replay_rc_e ngx_http_reductrai_replay_read(
+    ngx_http_reductrai_replay_t *rp, ngx_http_reductrai_reader_t *r,
+    ngx_http_reductrai_cli_object_t *o, int fd,
+    ngx_http_reductrai_cli_read_t *rd);
+static ngx_http_reductrai_replay_rc_e ngx_http_reductrai_replay_unread(
+    ngx_http_reductrai_replay_t *rp, ngx_http_reductrai_cli_object_t *o,
+    ngx_http_reductrai_cli_read_t *rd);
+static const char *ngx_http_reductrai_replay_unsound(
+    ngx_http_reductrai_read_result_t *res);
+static void ngx_http_reductrai_replay_report(ngx_http_reductrai_replay_t *rp,
+    double elapsed);
+static void ngx_http_reductrai_replay_free(ngx_http_reductrai_replay_t *rp);
 static int ngx_http_reductrai_replay_setup(ngx_http_reductrai_replay_t *rp);
 static int ngx_http_reductrai_replay_add_header(
     ngx_http_reductrai_replay_t *rp, const char *h);
@@ -143,17 +168,16 @@ static size_t ngx_http_reductrai_replay_write_cb(char *p, size_t size,
 int
 ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
 {
-    int                                 rc, fd, corrupt, storage;
-    char                                err[512];
-    const char                         *why;
-    size_t                              i, n;
-    double                              elapsed;
-    uint64_t                            lines;
-    struct sigaction                    sa;
-    ngx_http_reductrai_reader_t         check, r;
-    ngx_http_reductrai_replay_t         rp;
-    ngx_http_reductrai_cli_read_t       rd;
-    ngx_http_reductrai_cli_object_t    *objects, *o;
+    int                                rc, corrupt, storage;
+    char                               err[512];
+    size_t                             i, n;
+    double                             elapsed;
+    uint64_t                           lines;
+    struct sigaction                   sa;
+    ngx_http_reductrai_reader_t        check, r;
+    ngx_http_reductrai_replay_t        rp;
+    ngx_http_reductrai_replay_rc_e     result;
+    ngx_http_reductrai_cli_object_t   *objects;
 
     memset(&rp, 0, sizeof(ngx_http_reductrai_replay_t));
     rp.cli = cli;
@@ -215,123 +239,23 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
     rp.last_tick = rp.start;
     rp.last_save = rp.start;
 
+    lines = 0;
     corrupt = 0;
     storage = 0;
 
     for (i = 0; i < n && !ngx_http_reductrai_replay_signal; i++) {
-        o = &objects[i];
+        result = ngx_http_reductrai_replay_object(&rp, &objects[i], &check,
+                                                  &r);
 
-        /*
-         * A range that cuts an hour: the trailer may show that no record
-         * of the object is selected.
-         */
-
-        if (cli->time_limited
-            && !ngx_http_reductrai_cli_hour_inside(cli, o->id.hour))
-        {
-            int                               found;
-            ngx_http_reductrai_trailer_t      t;
-            ngx_http_reductrai_storage_err_t  serr;
-
-            memset(&serr, 0, sizeof(ngx_http_reductrai_storage_err_t));
-
-            if (ngx_http_reductrai_cli_get_trailer(cli, o->key, &t, &found,
-                                                   &serr)
-                == NGX_HTTP_REDUCTRAI_STORAGE_OK
-                && found
-                && !ngx_http_reductrai_cli_overlaps(cli, t.first_ms,
-                                                    t.last_ms))
-            {
-                continue;
-            }
-        }
-
-        fd = -1;
-
-        if (strcmp(cli->st->backend->scheme, "file") != 0
-            && ngx_http_reductrai_cli_fetch(cli, o->key, &fd, &rd)
-               != NGX_HTTP_REDUCTRAI_CLI_OK)
-        {
-            if (rd.storage_rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
-                continue;
-            }
-
-            ngx_http_reductrai_replay_say(&rp, "%s: reading failed: %s",
-                                          o->key, rd.storage_error);
-            storage = 1;
-            break;
-        }
-
-        /* the check pass */
-
-        lines = 0;
-        rc = ngx_http_reductrai_cli_read_object(cli, &check, o->key, fd, &rd);
-
-        if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
-            if (fd != -1) {
-                (void) close(fd);
-            }
-
-            if (rd.storage_rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
-                continue;
-            }
-
-            ngx_http_reductrai_replay_say(&rp, "%s: reading failed: %s",
-                                          o->key, rd.storage_error);
-            storage = 1;
-            break;
-        }
-
-        if (rd.res.rc != NGX_HTTP_REDUCTRAI_READ_OK || !rd.res.has_trailer
-            || rd.res.lines != rd.res.trailer.count
-            || rd.res.raw_bytes != rd.res.trailer.raw_bytes
-            || memcmp(rd.res.sha256, rd.res.trailer.sha256, 32) != 0)
-        {
-            why = rd.res.rc != NGX_HTTP_REDUCTRAI_READ_OK
-                  ? rd.res.error
-                  : !rd.res.has_trailer ? "no trailer"
-                                        : "it does not match its trailer";
-
-            ngx_http_reductrai_replay_say(&rp, "%s: corrupt object not "
-                                          "replayed: %s (reductrai verify "
-                                          "tells more)", o->key, why);
+        if (result == NGX_HTTP_REDUCTRAI_REPLAY_CORRUPT) {
             corrupt++;
 
-            if (fd != -1) {
-                (void) close(fd);
-            }
-
-            continue;
-        }
-
-        /* the replay pass */
-
-        rc = ngx_http_reductrai_cli_read_object(cli, &r, o->key, fd, &rd);
-
-        if (fd != -1) {
-            (void) close(fd);
-        }
-
-        if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
-            if (rd.storage_rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
-                continue;
-            }
-
-            ngx_http_reductrai_replay_say(&rp, "%s: reading failed: %s",
-                                          o->key, rd.storage_error);
+        } else if (result == NGX_HTTP_REDUCTRAI_REPLAY_STORAGE) {
             storage = 1;
             break;
-        }
 
-        if (rd.res.rc == NGX_HTTP_REDUCTRAI_READ_STOPPED) {
-            /* --limit, or a signal */
+        } else if (result == NGX_HTTP_REDUCTRAI_REPLAY_STOP) {
             break;
-        }
-
-        if (rd.res.rc != NGX_HTTP_REDUCTRAI_READ_OK) {
-            ngx_http_reductrai_replay_say(&rp, "%s: corrupt object: %s",
-                                          o->key, rd.res.error);
-            corrupt++;
         }
     }
 
@@ -355,44 +279,12 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
         corrupt++;
     }
 
-    if (cli->dry_run) {
-        fprintf(stderr, "replay (dry run): %llu would be sent, %llu "
-                "skipped (checkpoint), %.2fs\n",
-                (unsigned long long) rp.sent,
-                (unsigned long long) rp.skipped, elapsed);
-
-    } else {
-        fprintf(stderr, "replay: %llu sent, %llu ok, %llu failed, %llu "
-                "skipped, %llu retries, %.2fs (%.1f req/s)%s\n",
-                (unsigned long long) rp.sent, (unsigned long long) rp.ok,
-                (unsigned long long) rp.failed,
-                (unsigned long long) rp.skipped,
-                (unsigned long long) rp.retries, elapsed,
-                elapsed > 0 ? (double) (rp.ok + rp.failed) / elapsed : 0.0,
-                ngx_http_reductrai_replay_signal
-                ? ", interrupted: rerun with the same --checkpoint to go on"
-                : "");
-    }
+    ngx_http_reductrai_replay_report(&rp, elapsed);
 
     ngx_http_reductrai_reader_free(&check);
     ngx_http_reductrai_reader_free(&r);
     ngx_http_reductrai_cli_objects_free(objects, n);
-    ngx_http_reductrai_cli_ckpt_close(rp.ckpt);
-
-    for (i = 0; i < (size_t) rp.nslots; i++) {
-        ngx_http_reductrai_replay_free_slot(&rp.slots[i]);
-        curl_easy_cleanup(rp.slots[i].easy);
-        ngx_http_reductrai_buf_free(&rp.slots[i].body);
-        ngx_http_reductrai_buf_free(&rp.slots[i].url);
-    }
-
-    free(rp.slots);
-    curl_multi_cleanup(rp.multi);
-    curl_slist_free_all(rp.extra);
-    free(rp.base);
-    ngx_http_reductrai_buf_free(&rp.raw);
-    ngx_http_reductrai_buf_free(&rp.text);
-    ngx_http_reductrai_buf_free(&rp.scratch);
+    ngx_http_reductrai_replay_free(&rp);
 
     if (ngx_http_reductrai_replay_signal) {
         return NGX_HTTP_REDUCTRAI_CLI_INTERRUPTED;
@@ -415,6 +307,182 @@ static void
 ngx_http_reductrai_replay_on_signal(int signo)
 {
     ngx_http_reductrai_replay_signal++;
+}
+
+
+/*
+ * An object is read twice: checked whole first, so that a damaged one is
+ * never half replayed, then replayed.
+ */
+
+static ngx_http_reductrai_replay_rc_e
+ngx_http_reductrai_replay_object(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_cli_object_t *o, ngx_http_reductrai_reader_t *check,
+    ngx_http_reductrai_reader_t *r)
+{
+    int                             fd;
+    const char                     *why;
+    ngx_http_reductrai_cli_t       *cli;
+    ngx_http_reductrai_cli_read_t   rd;
+    ngx_http_reductrai_replay_rc_e  rc;
+
+    cli = rp->cli;
+
+    if (ngx_http_reductrai_cli_excluded(cli, o)) {
+        return NGX_HTTP_REDUCTRAI_REPLAY_NEXT;
+    }
+
+    fd = -1;
+
+    if (strcmp(cli->st->backend->scheme, "file") != 0
+        && ngx_http_reductrai_cli_fetch(cli, o->key, &fd, &rd)
+           != NGX_HTTP_REDUCTRAI_CLI_OK)
+    {
+        return ngx_http_reductrai_replay_unread(rp, o, &rd);
+    }
+
+    rc = ngx_http_reductrai_replay_read(rp, check, o, fd, &rd);
+
+    if (rc == NGX_HTTP_REDUCTRAI_REPLAY_READ) {
+        why = ngx_http_reductrai_replay_unsound(&rd.res);
+
+        if (why != NULL) {
+            ngx_http_reductrai_replay_say(rp, "%s: corrupt object not "
+                                          "replayed: %s (reductrai verify "
+                                          "tells more)", o->key, why);
+            rc = NGX_HTTP_REDUCTRAI_REPLAY_CORRUPT;
+        }
+    }
+
+    if (rc == NGX_HTTP_REDUCTRAI_REPLAY_READ) {
+        rc = ngx_http_reductrai_replay_read(rp, r, o, fd, &rd);
+    }
+
+    if (fd != -1) {
+        (void) close(fd);
+    }
+
+    if (rc != NGX_HTTP_REDUCTRAI_REPLAY_READ) {
+        return rc;
+    }
+
+    if (rd.res.rc == NGX_HTTP_REDUCTRAI_READ_STOPPED) {
+        /* --limit, or a signal */
+        return NGX_HTTP_REDUCTRAI_REPLAY_STOP;
+    }
+
+    if (rd.res.rc != NGX_HTTP_REDUCTRAI_READ_OK) {
+        ngx_http_reductrai_replay_say(rp, "%s: corrupt object: %s", o->key,
+                                      rd.res.error);
+        return NGX_HTTP_REDUCTRAI_REPLAY_CORRUPT;
+    }
+
+    return NGX_HTTP_REDUCTRAI_REPLAY_NEXT;
+}
+
+
+static ngx_http_reductrai_replay_rc_e
+ngx_http_reductrai_replay_read(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_reader_t *r, ngx_http_reductrai_cli_object_t *o,
+    int fd, ngx_http_reductrai_cli_read_t *rd)
+{
+    if (ngx_http_reductrai_cli_read_object(rp->cli, r, o->key, fd, rd)
+        == NGX_HTTP_REDUCTRAI_CLI_OK)
+    {
+        return NGX_HTTP_REDUCTRAI_REPLAY_READ;
+    }
+
+    return ngx_http_reductrai_replay_unread(rp, o, rd);
+}
+
+
+/* gone since the listing, or unreadable */
+
+static ngx_http_reductrai_replay_rc_e
+ngx_http_reductrai_replay_unread(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_cli_object_t *o, ngx_http_reductrai_cli_read_t *rd)
+{
+    if (rd->storage_rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+        return NGX_HTTP_REDUCTRAI_REPLAY_NEXT;
+    }
+
+    ngx_http_reductrai_replay_say(rp, "%s: reading failed: %s", o->key,
+                                  rd->storage_error);
+
+    return NGX_HTTP_REDUCTRAI_REPLAY_STORAGE;
+}
+
+
+/* what is wrong with an object read whole, or NULL */
+
+static const char *
+ngx_http_reductrai_replay_unsound(ngx_http_reductrai_read_result_t *res)
+{
+    if (res->rc != NGX_HTTP_REDUCTRAI_READ_OK) {
+        return res->error;
+    }
+
+    if (!res->has_trailer) {
+        return "no trailer";
+    }
+
+    if (res->lines != res->trailer.count
+        || res->raw_bytes != res->trailer.raw_bytes
+        || memcmp(res->sha256, res->trailer.sha256, 32) != 0)
+    {
+        return "it does not match its trailer";
+    }
+
+    return NULL;
+}
+
+
+static void
+ngx_http_reductrai_replay_report(ngx_http_reductrai_replay_t *rp,
+    double elapsed)
+{
+    if (rp->cli->dry_run) {
+        fprintf(stderr, "replay (dry run): %llu would be sent, %llu "
+                "skipped (checkpoint), %.2fs\n",
+                (unsigned long long) rp->sent,
+                (unsigned long long) rp->skipped, elapsed);
+        return;
+    }
+
+    fprintf(stderr, "replay: %llu sent, %llu ok, %llu failed, %llu "
+            "skipped, %llu retries, %.2fs (%.1f req/s)%s\n",
+            (unsigned long long) rp->sent, (unsigned long long) rp->ok,
+            (unsigned long long) rp->failed,
+            (unsigned long long) rp->skipped,
+            (unsigned long long) rp->retries, elapsed,
+            elapsed > 0 ? (double) (rp->ok + rp->failed) / elapsed : 0.0,
+            ngx_http_reductrai_replay_signal
+            ? ", interrupted: rerun with the same --checkpoint to go on"
+            : "");
+}
+
+
+static void
+ngx_http_reductrai_replay_free(ngx_http_reductrai_replay_t *rp)
+{
+    int  i;
+
+    ngx_http_reductrai_cli_ckpt_close(rp->ckpt);
+
+    for (i = 0; i < rp->nslots; i++) {
+        ngx_http_reductrai_replay_free_slot(&rp->slots[i]);
+        curl_easy_cleanup(rp->slots[i].easy);
+        ngx_http_reductrai_buf_free(&rp->slots[i].body);
+        ngx_http_reductrai_buf_free(&rp->slots[i].url);
+    }
+
+    free(rp->slots);
+    curl_multi_cleanup(rp->multi);
+    curl_slist_free_all(rp->extra);
+    free(rp->base);
+    ngx_http_reductrai_buf_free(&rp->raw);
+    ngx_http_reductrai_buf_free(&rp->text);
+    ngx_http_reductrai_buf_free(&rp->scratch);
 }
 
 

@@ -91,10 +91,9 @@ int
 ngx_http_reductrai_cli_parse_time(const char *s, int64_t now_ms, int end,
     int64_t *ms)
 {
-    int          year, mon, mday, hour, min, sec, frac, digits, oh, om;
+    int          year, mon, mday, hour, min, sec, frac, digits, oh, om, exact;
     char        *e;
     int64_t      unit, t, off;
-    struct tm    tm;
     const char  *p;
     long double  secs;
 
@@ -223,18 +222,10 @@ ngx_http_reductrai_cli_parse_time(const char *s, int64_t now_ms, int end,
         return -1;
     }
 
-    memset(&tm, 0, sizeof(struct tm));
-    tm.tm_year = year - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = mday;
-    tm.tm_hour = hour;
-    tm.tm_min = min;
-    tm.tm_sec = sec;
+    t = ngx_http_reductrai_utc(year, mon, mday, hour, min, sec, &exact);
 
-    t = (int64_t) timegm(&tm);
-
-    /* timegm() normalizes 2026-02-30 into March: refuse it */
-    if (tm.tm_mday != mday || tm.tm_mon != mon - 1) {
+    /* no 2026-02-30, which timegm() would make March 2nd */
+    if (!exact) {
         return -1;
     }
 
@@ -249,16 +240,8 @@ ngx_http_reductrai_cli_parse_time(const char *s, int64_t now_ms, int end,
 static int
 ngx_http_reductrai_cli_digits(const char **p, int n, int *v)
 {
-    int  i;
-
-    *v = 0;
-
-    for (i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9') {
-            return -1;
-        }
-
-        *v = *v * 10 + ((*p)[i] - '0');
+    if (ngx_http_reductrai_digits((const u_char *) *p, (size_t) n, v) != 0) {
+        return -1;
     }
 
     *p += n;
@@ -698,6 +681,34 @@ ngx_http_reductrai_cli_overlaps(ngx_http_reductrai_cli_t *cli,
 }
 
 
+/*
+ * An object of an hour the range cuts may hold no selected record: its
+ * trailer (a 1 KB ranged GET) can spare reading all of it.
+ */
+
+int
+ngx_http_reductrai_cli_excluded(ngx_http_reductrai_cli_t *cli,
+    ngx_http_reductrai_cli_object_t *o)
+{
+    int                               found;
+    ngx_http_reductrai_trailer_t      t;
+    ngx_http_reductrai_storage_err_t  err;
+
+    if (!cli->time_limited
+        || ngx_http_reductrai_cli_hour_inside(cli, o->id.hour))
+    {
+        return 0;
+    }
+
+    memset(&err, 0, sizeof(ngx_http_reductrai_storage_err_t));
+
+    return ngx_http_reductrai_cli_get_trailer(cli, o->key, &t, &found, &err)
+           == NGX_HTTP_REDUCTRAI_STORAGE_OK
+           && found
+           && !ngx_http_reductrai_cli_overlaps(cli, t.first_ms, t.last_ms);
+}
+
+
 /* "INSTANCE-PID-STARTMS": the writing worker */
 
 size_t
@@ -749,22 +760,7 @@ ngx_http_reductrai_cli_tail_sink(void *data, const u_char *p, size_t len)
 {
     ngx_http_reductrai_cli_tail_t *t = data;
 
-    size_t  keep;
-
-    if (len >= sizeof(t->buf)) {
-        memcpy(t->buf, p + len - sizeof(t->buf), sizeof(t->buf));
-        t->len = sizeof(t->buf);
-        return 0;
-    }
-
-    if (t->len + len > sizeof(t->buf)) {
-        keep = sizeof(t->buf) - len;
-        memmove(t->buf, t->buf + t->len - keep, keep);
-        t->len = keep;
-    }
-
-    memcpy(t->buf + t->len, p, len);
-    t->len += len;
+    ngx_http_reductrai_keep_tail(t->buf, sizeof(t->buf), &t->len, p, len);
 
     return 0;
 }
@@ -901,26 +897,7 @@ ngx_http_reductrai_cli_read_object(ngx_http_reductrai_cli_t *cli,
 static int
 ngx_http_reductrai_cli_fd_sink(void *data, const u_char *p, size_t len)
 {
-    int  fd = *(int *) data;
-
-    ssize_t  n;
-
-    while (len > 0) {
-        n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            return -1;
-        }
-
-        p += n;
-        len -= (size_t) n;
-    }
-
-    return 0;
+    return ngx_http_reductrai_fd_write(*(int *) data, p, len);
 }
 
 

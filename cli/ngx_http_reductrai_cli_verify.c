@@ -36,11 +36,7 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_reductrai_cli_t              *cli;
-    ngx_http_reductrai_cli_object_t       *objects;
-    ngx_http_reductrai_cli_verify_item_t  *items;
-    size_t                                 n;
-    size_t                                 next;
+    ngx_http_reductrai_cli_jobs_t          jobs;
     pthread_mutex_t                        lock;
     pthread_cond_t                         cond;
 } ngx_http_reductrai_cli_verify_ctx_t;
@@ -81,50 +77,28 @@ static int ngx_http_reductrai_cli_seq_cmp(const void *a, const void *b);
 int
 ngx_http_reductrai_cli_verify(ngx_http_reductrai_cli_t *cli)
 {
-    int                                     rc, t, nthreads;
+    int                                     rc;
     size_t                                  i, n, bad_objects, checked;
     uint64_t                                records, bytes, problems, gaps;
-    pthread_t                               tids[64];
     ngx_http_reductrai_cli_object_t        *objects;
     ngx_http_reductrai_cli_verify_item_t   *items, *it;
     ngx_http_reductrai_cli_verify_ctx_t     ctx;
 
-    rc = ngx_http_reductrai_cli_select(cli, &objects, &n);
+    rc = ngx_http_reductrai_cli_jobs_init(&ctx.jobs, cli, sizeof(*items));
     if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
         return rc;
     }
 
-    items = calloc(n ? n : 1, sizeof(ngx_http_reductrai_cli_verify_item_t));
-    if (items == NULL) {
-        ngx_http_reductrai_cli_error(cli, "out of memory");
-        ngx_http_reductrai_cli_objects_free(objects, n);
-        return NGX_HTTP_REDUCTRAI_CLI_STORAGE;
-    }
+    objects = ctx.jobs.objects;
+    items = ctx.jobs.items;
+    n = ctx.jobs.n;
 
-    ctx.cli = cli;
-    ctx.objects = objects;
-    ctx.items = items;
-    ctx.n = n;
-    ctx.next = 0;
     pthread_mutex_init(&ctx.lock, NULL);
     pthread_cond_init(&ctx.cond, NULL);
 
-    nthreads = (size_t) cli->jobs < n ? cli->jobs : (int) n;
-
-    for (t = 0; t < nthreads; t++) {
-        if (pthread_create(&tids[t], NULL,
-                           ngx_http_reductrai_cli_verify_thread, &ctx)
-            != 0)
-        {
-            break;
-        }
-    }
-
-    nthreads = t;
-
-    if (nthreads == 0 && n > 0) {
-        (void) ngx_http_reductrai_cli_verify_thread(&ctx);
-    }
+    ngx_http_reductrai_cli_jobs_start(&ctx.jobs,
+                                      ngx_http_reductrai_cli_verify_thread,
+                                      &ctx);
 
     /* report in key order as results come in */
 
@@ -177,9 +151,7 @@ ngx_http_reductrai_cli_verify(ngx_http_reductrai_cli_t *cli)
         it->text = NULL;
     }
 
-    for (t = 0; t < nthreads; t++) {
-        (void) pthread_join(tids[t], NULL);
-    }
+    ngx_http_reductrai_cli_jobs_join(&ctx.jobs);
 
     gaps = ngx_http_reductrai_cli_verify_gaps(cli, objects, n);
     problems += gaps;
@@ -201,8 +173,7 @@ ngx_http_reductrai_cli_verify(ngx_http_reductrai_cli_t *cli)
 
     pthread_mutex_destroy(&ctx.lock);
     pthread_cond_destroy(&ctx.cond);
-    free(items);
-    ngx_http_reductrai_cli_objects_free(objects, n);
+    ngx_http_reductrai_cli_jobs_free(&ctx.jobs);
 
     if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
         return rc;
@@ -231,19 +202,13 @@ ngx_http_reductrai_cli_verify_thread(void *data)
         return NULL;
     }
 
-    for ( ;; ) {
-        i = __atomic_fetch_add(&ctx->next, 1, __ATOMIC_RELAXED);
-        if (i >= ctx->n) {
-            break;
-        }
-
-        it = &ctx->items[i];
+    while (ngx_http_reductrai_cli_jobs_next(&ctx->jobs, &i)) {
+        it = (ngx_http_reductrai_cli_verify_item_t *) ctx->jobs.items + i;
 
         memset(&vl, 0, sizeof(ngx_http_reductrai_cli_verify_lines_t));
-        vl.object = &ctx->objects[i];
+        vl.object = &ctx->jobs.objects[i];
 
-        ngx_http_reductrai_cli_verify_object(ctx->cli, &r, &ctx->objects[i],
-                                             it);
+        ngx_http_reductrai_cli_verify_object(ctx->jobs.cli, &r, vl.object, it);
 
         pthread_mutex_lock(&ctx->lock);
         it->done = 1;

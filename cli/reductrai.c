@@ -52,6 +52,8 @@ static int ngx_http_reductrai_cli_allowed(
 static int ngx_http_reductrai_cli_open(ngx_http_reductrai_cli_t *cli);
 static int ngx_http_reductrai_cli_number(const char *s, double min,
     double max, double *v);
+static int ngx_http_reductrai_cli_integer(ngx_http_reductrai_cli_t *cli,
+    const char *name, const char *arg, int min, int max, int *value);
 static void ngx_http_reductrai_cli_usage(FILE *f);
 
 
@@ -530,15 +532,8 @@ ngx_http_reductrai_cli_option(ngx_http_reductrai_cli_t *cli,
         return NGX_HTTP_REDUCTRAI_CLI_OK;
 
     case 'j':
-        if (ngx_http_reductrai_cli_number(arg, 1, 64, &v) != 0
-            || v != (int) v)
-        {
-            ngx_http_reductrai_cli_error(cli, "--jobs must be 1 to 64");
-            return NGX_HTTP_REDUCTRAI_CLI_USAGE;
-        }
-
-        cli->jobs = (int) v;
-        return NGX_HTTP_REDUCTRAI_CLI_OK;
+        return ngx_http_reductrai_cli_integer(cli, "--jobs", arg, 1, 64,
+                                              &cli->jobs);
 
     case NGX_HTTP_REDUCTRAI_OPT_JSON:
         cli->json = 1;
@@ -624,27 +619,12 @@ ngx_http_reductrai_cli_option(ngx_http_reductrai_cli_t *cli,
         return NGX_HTTP_REDUCTRAI_CLI_OK;
 
     case NGX_HTTP_REDUCTRAI_OPT_CONCURRENCY:
-        if (ngx_http_reductrai_cli_number(arg, 1, 256, &v) != 0
-            || v != (int) v)
-        {
-            ngx_http_reductrai_cli_error(cli, "--concurrency must be 1 to "
-                                         "256");
-            return NGX_HTTP_REDUCTRAI_CLI_USAGE;
-        }
-
-        cli->concurrency = (int) v;
-        return NGX_HTTP_REDUCTRAI_CLI_OK;
+        return ngx_http_reductrai_cli_integer(cli, "--concurrency", arg, 1,
+                                              256, &cli->concurrency);
 
     case NGX_HTTP_REDUCTRAI_OPT_RETRIES:
-        if (ngx_http_reductrai_cli_number(arg, 0, 100, &v) != 0
-            || v != (int) v)
-        {
-            ngx_http_reductrai_cli_error(cli, "--retries must be 0 to 100");
-            return NGX_HTTP_REDUCTRAI_CLI_USAGE;
-        }
-
-        cli->retries = (int) v;
-        return NGX_HTTP_REDUCTRAI_CLI_OK;
+        return ngx_http_reductrai_cli_integer(cli, "--retries", arg, 0, 100,
+                                              &cli->retries);
 
     case NGX_HTTP_REDUCTRAI_OPT_RETRY_MAX:
     case NGX_HTTP_REDUCTRAI_OPT_TIMEOUT:
@@ -791,6 +771,26 @@ ngx_http_reductrai_cli_number(const char *s, double min, double max,
     }
 
     return 0;
+}
+
+
+static int
+ngx_http_reductrai_cli_integer(ngx_http_reductrai_cli_t *cli,
+    const char *name, const char *arg, int min, int max, int *value)
+{
+    double  v;
+
+    if (ngx_http_reductrai_cli_number(arg, min, max, &v) != 0
+        || v != (int) v)
+    {
+        ngx_http_reductrai_cli_error(cli, "%s must be %d to %d", name, min,
+                                     max);
+        return NGX_HTTP_REDUCTRAI_CLI_USAGE;
+    }
+
+    *value = (int) v;
+
+    return NGX_HTTP_REDUCTRAI_CLI_OK;
 }
 
 

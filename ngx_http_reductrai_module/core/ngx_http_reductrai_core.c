@@ -15,9 +15,6 @@
 #include <unistd.h>
 
 
-static int ngx_http_reductrai_digits(const u_char *p, size_t n, int *value);
-
-
 int
 ngx_http_reductrai_buf_reserve(ngx_http_reductrai_buf_t *b, size_t size)
 {
@@ -92,8 +89,7 @@ ngx_http_reductrai_format_ts(u_char *p, int64_t ms)
 int64_t
 ngx_http_reductrai_parse_ts(const u_char *p, size_t len)
 {
-    int        year, mon, mday, hour, min, sec, msec;
-    struct tm  tm;
+    int  year, mon, mday, hour, min, sec, msec;
 
     hour = 0;
     min = 0;
@@ -155,6 +151,18 @@ ngx_http_reductrai_parse_ts(const u_char *p, size_t len)
         return -1;
     }
 
+    return ngx_http_reductrai_utc(year, mon, mday, hour, min, sec, NULL) * 1000
+           + msec;
+}
+
+
+int64_t
+ngx_http_reductrai_utc(int year, int mon, int mday, int hour, int min,
+    int sec, int *exact)
+{
+    int64_t    t;
+    struct tm  tm;
+
     memset(&tm, 0, sizeof(struct tm));
     tm.tm_year = year - 1900;
     tm.tm_mon = mon - 1;
@@ -163,11 +171,17 @@ ngx_http_reductrai_parse_ts(const u_char *p, size_t len)
     tm.tm_min = min;
     tm.tm_sec = sec;
 
-    return (int64_t) timegm(&tm) * 1000 + msec;
+    t = (int64_t) timegm(&tm);
+
+    if (exact != NULL) {
+        *exact = tm.tm_mday == mday && tm.tm_mon == mon - 1;
+    }
+
+    return t;
 }
 
 
-static int
+int
 ngx_http_reductrai_digits(const u_char *p, size_t n, int *value)
 {
     size_t  i;
@@ -243,4 +257,54 @@ ngx_http_reductrai_sync_parent(const char *path)
     dir[len] = '\0';
 
     return ngx_http_reductrai_sync_dir(dir);
+}
+
+
+int
+ngx_http_reductrai_fd_write(int fd, const void *p, size_t len)
+{
+    ssize_t        n;
+    const u_char  *pos;
+
+    pos = p;
+
+    while (len > 0) {
+        n = write(fd, pos, len);
+
+        if (n == -1) {
+            if (errno == EINTR) {
+                continue;
+            }
+
+            return NGX_HTTP_REDUCTRAI_ERROR;
+        }
+
+        pos += n;
+        len -= (size_t) n;
+    }
+
+    return NGX_HTTP_REDUCTRAI_OK;
+}
+
+
+void
+ngx_http_reductrai_keep_tail(u_char *buf, size_t size, size_t *len,
+    const u_char *p, size_t n)
+{
+    size_t  keep;
+
+    if (n >= size) {
+        memcpy(buf, p + n - size, size);
+        *len = size;
+        return;
+    }
+
+    if (*len + n > size) {
+        keep = size - n;
+        memmove(buf, buf + *len - keep, keep);
+        *len = keep;
+    }
+
+    memcpy(buf + *len, p, n);
+    *len += n;
 }

@@ -56,11 +56,28 @@ void ngx_http_reductrai_buf_free(ngx_http_reductrai_buf_t *b);
 u_char *ngx_http_reductrai_format_ts(u_char *p, int64_t ms);
 int64_t ngx_http_reductrai_parse_ts(const u_char *p, size_t len);
 
+/* the value of n decimal digits; -1 when one is not a digit */
+int ngx_http_reductrai_digits(const u_char *p, size_t n, int *value);
+/*
+ * Seconds since the epoch of a UTC date and time (mon 1-12).  timegm()
+ * rolls a day past the month's end ("02-30") into the next month: exact
+ * (may be NULL) tells whether the day was one of the month's.
+ */
+int64_t ngx_http_reductrai_utc(int year, int mon, int mday, int hour,
+    int min, int sec, int *exact);
+
 u_char *ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len);
 
 /* fsync() of a directory; sync_parent() of the directory holding path */
 int ngx_http_reductrai_sync_dir(const char *dir);
 int ngx_http_reductrai_sync_parent(const char *path);
+
+/* writes all of p, through EINTR and short writes; 0, or -1 with errno */
+int ngx_http_reductrai_fd_write(int fd, const void *p, size_t len);
+
+/* keeps the last size bytes of a stream in buf (*len of them so far) */
+void ngx_http_reductrai_keep_tail(u_char *buf, size_t size, size_t *len,
+    const u_char *p, size_t n);
 
 
 #endif /* _NGX_HTTP_REDUCTRAI_CORE_H_INCLUDED_ */

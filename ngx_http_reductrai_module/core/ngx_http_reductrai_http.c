@@ -18,6 +18,9 @@
 #include <openssl/hmac.h>
 
 
+#define NGX_HTTP_REDUCTRAI_HTTP_PART_TRIES  3
+
+
 static void ngx_http_reductrai_http_free(ngx_http_reductrai_http_t *h);
 static size_t ngx_http_reductrai_http_read(char *buf, size_t size,
     size_t nitems, void *data);
@@ -35,6 +38,22 @@ static void ngx_http_reductrai_http_scrub_all(ngx_http_reductrai_http_t *h,
     ngx_http_reductrai_storage_err_t *err);
 static int64_t ngx_http_reductrai_http_atoll(const char *p, const char *end,
     const char **next);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_fetch(
+    ngx_http_reductrai_storage_t *st, const char *key,
+    ngx_http_reductrai_window_t *w, ngx_http_reductrai_storage_err_t *err);
+static void ngx_http_reductrai_http_range(char *buf, size_t size,
+    const char *name, ngx_http_reductrai_window_t *w);
+static int ngx_http_reductrai_http_code_in(ngx_http_reductrai_http_t *h,
+    const char *const *codes);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_exists(
+    ngx_http_reductrai_storage_t *st, const char *key,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_put_file(
+    ngx_http_reductrai_http_req_t *req, char *sha256_hex, char *md5_b64,
+    EVP_MD_CTX *whole, ngx_http_reductrai_storage_err_t *err);
+static int ngx_http_reductrai_http_list_items(
+    const ngx_http_reductrai_http_store_t *store, const char *page,
+    size_t len, ngx_http_reductrai_list_pt handler, void *data);
 
 
 /*
@@ -356,6 +375,654 @@ ngx_http_reductrai_http_window_next(ngx_http_reductrai_window_t *w,
 }
 
 
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_open(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, const char *origin, const char *base,
+    const char *extra, char *path, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int   n;
+    char  ekey[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
+    char  url[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
+
+    *hp = NULL;
+
+    if (req->key != NULL) {
+        if (ngx_http_reductrai_http_uri_encode(ekey, sizeof(ekey), req->key, 1)
+            == 0)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "key too long");
+            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+        }
+
+        n = snprintf(path, NGX_HTTP_REDUCTRAI_HTTP_URL_MAX, "%s/%s", base,
+                     ekey);
+
+    } else {
+        n = snprintf(path, NGX_HTTP_REDUCTRAI_HTTP_URL_MAX, "%s",
+                     base[0] ? base : "/");
+    }
+
+    if (n < 0 || n >= NGX_HTTP_REDUCTRAI_HTTP_URL_MAX
+        || snprintf(url, sizeof(url), "%s%s%s%s%s%s", origin, path,
+                    req->query[0] || extra ? "?" : "", req->query,
+                    req->query[0] && extra ? "&" : "", extra ? extra : "")
+           >= (int) sizeof(url))
+    {
+        ngx_http_reductrai_storage_error(err, 0, "URL too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    *hp = ngx_http_reductrai_http_begin(&st->conf, req->method, url, err);
+
+    return *hp != NULL ? NGX_HTTP_REDUCTRAI_STORAGE_OK
+                       : NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+}
+
+
+void
+ngx_http_reductrai_http_lines_init(ngx_http_reductrai_http_lines_t *l)
+{
+    l->n = 0;
+    l->pos = l->pool;
+    l->overflow = 0;
+}
+
+
+void
+ngx_http_reductrai_http_line(ngx_http_reductrai_http_lines_t *l,
+    const char *fmt, ...)
+{
+    int      n;
+    size_t   room;
+    va_list  args;
+
+    if (l->overflow) {
+        return;
+    }
+
+    room = (size_t) (l->pool + sizeof(l->pool) - l->pos);
+
+    va_start(args, fmt);
+    n = vsnprintf(l->pos, room, fmt, args);
+    va_end(args);
+
+    if (n < 0 || (size_t) n >= room || l->n >= NGX_HTTP_REDUCTRAI_HTTP_LINES) {
+        /* said once, when the lines are sent */
+        l->overflow = 1;
+        return;
+    }
+
+    l->line[l->n++] = l->pos;
+    l->pos += n + 1;
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_send(ngx_http_reductrai_http_t *h,
+    ngx_http_reductrai_http_lines_t *l, ngx_http_reductrai_http_req_t *req,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    size_t  i;
+
+    if (l->overflow) {
+        ngx_http_reductrai_storage_error(err, 0, "headers too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    for (i = 0; i < l->n; i++) {
+        if (ngx_http_reductrai_http_header(h, "%s", l->line[i]) != 0) {
+            ngx_http_reductrai_storage_error(err, 0, "out of memory");
+            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        }
+    }
+
+    if (req->body && req->mem != NULL) {
+        ngx_http_reductrai_http_body_mem(h, req->mem, (size_t) req->length);
+
+    } else if (req->body) {
+        ngx_http_reductrai_http_body_fd(h, req->fd, req->offset, req->length);
+    }
+
+    h->window = req->window;
+
+    return ngx_http_reductrai_http_perform(h, err);
+}
+
+
+void
+ngx_http_reductrai_http_hint(ngx_http_reductrai_storage_err_t *err,
+    const char *hint)
+{
+    size_t  len;
+
+    len = strlen(err->message);
+
+    snprintf(err->message + len, sizeof(err->message) - len, " (%s)", hint);
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_plain(ngx_http_reductrai_storage_t *st,
+    const char *method, const char *key, const char *query,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_http_req_t  req;
+
+    memset(&req, 0, sizeof(req));
+
+    req.method = method;
+    req.key = key;
+    req.query = query;
+
+    return st->http->request(st, &req, hp, err);
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_put(ngx_http_reductrai_storage_t *st,
+    const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char                             sha[65], md5[25];
+    ngx_http_reductrai_http_req_t    req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    rc = ngx_http_reductrai_http_exists(st, key, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+        return rc;
+    }
+
+    if (size > st->conf.multipart_threshold) {
+        return st->http->put_parts(st, key, fd, size, err);
+    }
+
+    memset(&req, 0, sizeof(req));
+
+    req.key = key;
+    req.query = "";
+    req.fd = fd;
+    req.length = size;
+
+    rc = ngx_http_reductrai_http_put_file(&req, sha, md5, NULL, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    return st->http->put_object(st, &req, err);
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_head(ngx_http_reductrai_storage_t *st,
+    const char *key, int64_t *size, ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    rc = ngx_http_reductrai_http_plain(st, "HEAD", key, "", &h, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        *size = h->content_length;
+    }
+
+    return rc;
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_get(ngx_http_reductrai_storage_t *st,
+    const char *key, int64_t offset, int64_t length,
+    ngx_http_reductrai_sink_pt sink, void *data,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int64_t                          size;
+    ngx_http_reductrai_window_t      w;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (length == 0) {
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    if (offset < 0 && !st->http->suffix) {
+        /* the range header has no suffix form: the size first */
+
+        rc = ngx_http_reductrai_http_head(st, key, &size, err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+
+        offset = size + offset < 0 ? 0 : size + offset;
+        length = size - offset;
+
+        if (length == 0) {
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+    }
+
+    memset(&w, 0, sizeof(w));
+    w.sink = sink;
+    w.data = data;
+    w.total = -1;
+
+    if (offset < 0) {
+        /* the trailer: one request, whatever the object's size */
+        w.suffix = -offset;
+        w.end = -1;
+
+    } else {
+        w.start = offset;
+        w.end = length < 0 ? -1 : offset + length;
+    }
+
+    return ngx_http_reductrai_http_fetch(st, key, &w, err);
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_fetch(ngx_http_reductrai_storage_t *st,
+    const char *key, ngx_http_reductrai_window_t *w,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              tries;
+    char                             range[80];
+    int64_t                          from, to;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_http_req_t    req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    ngx_http_reductrai_http_range(range, sizeof(range), st->http->range, w);
+
+    for (tries = 0; tries < 3; tries++) {
+        memset(&req, 0, sizeof(req));
+
+        req.method = "GET";
+        req.key = key;
+        req.query = "";
+        req.window = w;
+
+        if (range[0]) {
+            req.headers[req.nheaders++] = range;
+        }
+
+        w->started = 0;
+
+        rc = st->http->request(st, &req, &h, err);
+
+        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
+            && h->status == 416)
+        {
+            /* the range starts past the end: nothing to give */
+            err->status = 0;
+            err->message[0] = '\0';
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+
+        if (w->end < 0 || !ngx_http_reductrai_http_window_next(w, &from, &to))
+        {
+            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+        }
+
+        /* the store sent less than asked, or not the part asked for */
+        snprintf(range, sizeof(range), "%s: bytes=%lld-%lld", st->http->range,
+                 (long long) from, (long long) to);
+    }
+
+    ngx_http_reductrai_storage_error(err, 0, "incomplete ranged response");
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+}
+
+
+/* the range header of a window's first request, "" for a whole object */
+
+static void
+ngx_http_reductrai_http_range(char *buf, size_t size, const char *name,
+    ngx_http_reductrai_window_t *w)
+{
+    buf[0] = '\0';
+
+    if (w->suffix > 0) {
+        snprintf(buf, size, "%s: bytes=-%lld", name, (long long) w->suffix);
+
+    } else if (w->end >= 0) {
+        snprintf(buf, size, "%s: bytes=%lld-%lld", name,
+                 (long long) w->start, (long long) w->end - 1);
+
+    } else if (w->start > 0) {
+        snprintf(buf, size, "%s: bytes=%lld-", name, (long long) w->start);
+    }
+}
+
+
+/*
+ * Before a put: OK when an object is under the key already, NOT_FOUND
+ * (err cleared) when it is to be written, else the failure.  An object
+ * there was completed by an earlier attempt (whose spool removal a crash
+ * cut off): it is never written again.  Without the right to read, a HEAD
+ * gives 403; the conditional write then still refuses to overwrite.
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_exists(ngx_http_reductrai_storage_t *st,
+    const char *key, ngx_http_reductrai_storage_err_t *err)
+{
+    int64_t                          have;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    rc = ngx_http_reductrai_http_head(st, key, &have, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && err->status == 403) {
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND;
+    }
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+        err->status = 0;
+        err->message[0] = '\0';
+    }
+
+    return rc;
+}
+
+
+/*
+ * Makes req the PUT of its range of req->fd, with the range's digests
+ * (into sha256_hex and md5_b64; the MD5 also to whole, may be NULL).
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_put_file(ngx_http_reductrai_http_req_t *req,
+    char *sha256_hex, char *md5_b64, EVP_MD_CTX *whole,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    if (ngx_http_reductrai_http_hash_fd(req->fd, req->offset, req->length,
+                                        sha256_hex, md5_b64, whole)
+        != 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "reading the spool segment "
+                                         "failed (%d: %s)", errno,
+                                         strerror(errno));
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    req->method = "PUT";
+    req->body = 1;
+    req->sha256 = sha256_hex;
+    req->md5 = md5_b64;
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+}
+
+
+int64_t
+ngx_http_reductrai_http_part_size(int64_t part, int64_t size, int64_t max,
+    int64_t align)
+{
+    if ((size + part - 1) / part <= max) {
+        return part;
+    }
+
+    part = (size + max - 1) / max;
+
+    return (part + align - 1) / align * align;
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_put_part(ngx_http_reductrai_storage_t *st,
+    const char *key, const char *query, int fd, int64_t offset,
+    int64_t length, EVP_MD_CTX *whole, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              tries;
+    char                             sha[65], md5[25];
+    ngx_http_reductrai_http_req_t    req;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    memset(&req, 0, sizeof(req));
+
+    req.key = key;
+    req.query = query;
+    req.fd = fd;
+    req.offset = offset;
+    req.length = length;
+
+    /* the part is read twice: once for its digests, once to send */
+
+    rc = ngx_http_reductrai_http_put_file(&req, sha, md5, whole, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    for (tries = 0; /* void */; tries++) {
+        rc = st->http->request(st, &req, hp, err);
+
+        /* a part that failed on the way is sent again, a few times */
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_RETRY
+            || tries + 1 >= NGX_HTTP_REDUCTRAI_HTTP_PART_TRIES)
+        {
+            return rc;
+        }
+
+        (void) usleep(200000 * (tries + 1));
+    }
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_probe(ngx_http_reductrai_storage_t *st,
+    const char *query, const char *const *codes,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    rc = ngx_http_reductrai_http_plain(st, "GET", NULL, query, &h, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
+        && h->status == 403 && ngx_http_reductrai_http_code_in(h, codes))
+    {
+        /*
+         * The credentials were accepted, only listing is not allowed: a
+         * writer needs no more (s3:PutObject, a write-only SAS).
+         */
+        err->status = 0;
+        err->message[0] = '\0';
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+        /* no such bucket or container: will not heal by itself */
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_http_reductrai_http_code_in(ngx_http_reductrai_http_t *h,
+    const char *const *codes)
+{
+    char  code[64];
+
+    if (ngx_http_reductrai_http_error_code(h, code, sizeof(code)) != 0) {
+        return 0;
+    }
+
+    for ( /* void */ ; *codes != NULL; codes++) {
+        if (strcmp(code, *codes) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/* the next request on this thread's handle reuses its body */
+
+char *
+ngx_http_reductrai_http_body_copy(ngx_http_reductrai_http_t *h, size_t *len,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char  *p;
+
+    *len = h->body.len;
+
+    p = malloc(*len + 1);
+    if (p == NULL) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NULL;
+    }
+
+    if (*len > 0) {
+        memcpy(p, h->body.data, *len);
+    }
+
+    p[*len] = '\0';
+
+    return p;
+}
+
+
+int
+ngx_http_reductrai_http_error_code(ngx_http_reductrai_http_t *h, char *code,
+    size_t size)
+{
+    const char  *p;
+
+    p = (char *) h->body.data;
+
+    if (h->body.len == 0
+        || ngx_http_reductrai_http_xml_text(p, p + h->body.len, "Code", code,
+                                            size)
+           < 0)
+    {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_list(ngx_http_reductrai_storage_t *st,
+    const char *prefix, ngx_http_reductrai_list_pt handler, void *data,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    int                              stop;
+    char                             eprefix[4096], emarker[6200];
+    char                            *query, *page;
+    size_t                           len, size;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    if (ngx_http_reductrai_http_uri_encode(eprefix, sizeof(eprefix), prefix, 0)
+        == 0 && prefix[0] != '\0')
+    {
+        ngx_http_reductrai_storage_error(err, 0, "prefix too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    size = sizeof(eprefix) + sizeof(emarker) + 96;
+
+    query = malloc(size);
+    if (query == NULL) {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    emarker[0] = '\0';
+
+    for ( ;; ) {
+        st->http->query(query, size, eprefix, emarker);
+
+        rc = ngx_http_reductrai_http_plain(st, "GET", NULL, query, &h, err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            break;
+        }
+
+        /* a page cut short loses its marker: the listing would end early */
+
+        if (h->body_truncated) {
+            ngx_http_reductrai_storage_error(err, h->status, "listing too "
+                                             "large");
+            rc = NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+            break;
+        }
+
+        /* the handler may make requests on this thread's handle */
+
+        page = ngx_http_reductrai_http_body_copy(h, &len, err);
+        if (page == NULL) {
+            rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+            break;
+        }
+
+        stop = ngx_http_reductrai_http_list_items(st->http, page, len, handler,
+                                                  data);
+        if (!stop) {
+            rc = st->http->next(page, len, emarker, sizeof(emarker), err);
+        }
+
+        free(page);
+
+        if (stop || rc != NGX_HTTP_REDUCTRAI_STORAGE_OK || emarker[0] == '\0')
+        {
+            break;
+        }
+    }
+
+    free(query);
+
+    return rc;
+}
+
+
+/*
+ * Calls handler with the name and size of each entry of a listing page;
+ * returns non-zero when the handler stopped.
+ */
+
+static int
+ngx_http_reductrai_http_list_items(
+    const ngx_http_reductrai_http_store_t *store, const char *page,
+    size_t len, ngx_http_reductrai_list_pt handler, void *data)
+{
+    char         key[1024], num[32];
+    ssize_t      n;
+    const char  *pos, *end, *t, *te;
+
+    pos = page;
+    end = page + len;
+
+    while (ngx_http_reductrai_http_xml_next(&pos, end, store->item, &t, &te)
+           == 0)
+    {
+        n = ngx_http_reductrai_http_xml_text(t, te, store->name, key,
+                                             sizeof(key));
+
+        if (n < 0 || (size_t) n >= sizeof(key)) {
+            continue;
+        }
+
+        (void) ngx_http_reductrai_http_xml_text(t, te, store->size, num,
+                                                sizeof(num));
+
+        if (handler(data, key, num[0] ? strtoll(num, NULL, 10) : -1) != 0) {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
 size_t
 ngx_http_reductrai_http_xml_reason(const char *xml, size_t len, char *buf,
     size_t size)
@@ -511,6 +1178,46 @@ ngx_http_reductrai_http_xml_unescape(const char *p, const char *end, char *buf,
     buf[n] = '\0';
 
     return n;
+}
+
+
+ssize_t
+ngx_http_reductrai_http_xml_text(const char *pos, const char *end,
+    const char *tag, char *buf, size_t size)
+{
+    const char  *t, *te;
+
+    if (ngx_http_reductrai_http_xml_next(&pos, end, tag, &t, &te) != 0) {
+        buf[0] = '\0';
+        return -1;
+    }
+
+    (void) ngx_http_reductrai_http_xml_unescape(t, te, buf, size);
+
+    return te - t;
+}
+
+
+int ngx_libc_cdecl
+ngx_http_reductrai_http_header_cmp(const void *a, const void *b)
+{
+    int          rc;
+    size_t       la, lb;
+    const char  *sa, *sb;
+
+    sa = *(const char **) a;
+    sb = *(const char **) b;
+
+    la = strcspn(sa, ":");
+    lb = strcspn(sb, ":");
+
+    rc = strncmp(sa, sb, la < lb ? la : lb);
+
+    if (rc != 0) {
+        return rc;
+    }
+
+    return la < lb ? -1 : (la > lb ? 1 : 0);
 }
 
 

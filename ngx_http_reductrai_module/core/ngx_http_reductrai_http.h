@@ -6,9 +6,11 @@
  * easy handle per thread, reused so connections stay open between uploads,
  * with the storage's timeouts and TLS settings; request bodies streamed
  * from a file range; responses mapped to the storage result codes with a
- * one-line reason and never a secret; and the signing helpers (SigV4,
- * Azure Shared Key, the RS256 JWT of a Google service account), exposed
- * here so the unit tests can check them against published examples.
+ * one-line reason and never a secret; the object operations (put, in
+ * one request or in parts, ranged get, head, paged list, probe), made of
+ * each backend's own requests; and the signing helpers (SigV4, Azure
+ * Shared Key, the RS256 JWT of a Google service account), exposed here so
+ * the unit tests can check them against published examples.
  */
 
 
@@ -29,6 +31,16 @@
 
 /* error and listing bodies kept in memory, at most */
 #define NGX_HTTP_REDUCTRAI_HTTP_BODY_MAX  (8 * 1024 * 1024)
+
+/* the longest path or URL of a request */
+#define NGX_HTTP_REDUCTRAI_HTTP_URL_MAX   8192
+
+/* header lines of one request, at most */
+#define NGX_HTTP_REDUCTRAI_HTTP_LINES     16
+
+#ifndef ngx_libc_cdecl
+#define ngx_libc_cdecl
+#endif
 
 
 /*
@@ -84,6 +96,77 @@ struct ngx_http_reductrai_http_s {
 };
 
 
+/* a request to an object store, as the backends' request functions take it */
+typedef struct {
+    const char                     *method;
+    const char                     *key;        /* NULL: the bucket */
+    const char                     *query;      /* encoded, or "" */
+    const char                     *headers[8]; /* "Name: value" */
+    size_t                          nheaders;
+    unsigned                        body:1;     /* mem, or the range of fd */
+    int                             fd;
+    int64_t                         offset;
+    int64_t                         length;
+    const u_char                   *mem;
+    const char                     *sha256;     /* hex; NULL: of no body */
+    const char                     *md5;        /* base64 */
+    ngx_http_reductrai_window_t    *window;
+} ngx_http_reductrai_http_req_t;
+
+
+/* sends req; *hp is the handle (status, body) or NULL */
+typedef ngx_http_reductrai_storage_rc_e (*ngx_http_reductrai_http_request_pt)(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+
+
+/*
+ * What the object operations shared below need to know of an HTTP
+ * backend, which points st->http at it.
+ */
+struct ngx_http_reductrai_http_store_s {
+    ngx_http_reductrai_http_request_pt   request;
+
+    /* a whole object (req: the PUT of the file), or in parts */
+    ngx_http_reductrai_storage_rc_e
+                       (*put_object)(ngx_http_reductrai_storage_t *st,
+                                     ngx_http_reductrai_http_req_t *req,
+                                     ngx_http_reductrai_storage_err_t *err);
+    ngx_http_reductrai_storage_rc_e
+                       (*put_parts)(ngx_http_reductrai_storage_t *st,
+                                    const char *key, int fd, int64_t size,
+                                    ngx_http_reductrai_storage_err_t *err);
+
+    /* ranged GETs: the header's name; does "bytes=-N" work? */
+    const char          *range;
+    int                  suffix;
+
+    /* listings: the tags of an entry, its name and size */
+    const char          *item;
+    const char          *name;
+    const char          *size;
+    /* the query of the page at emarker ("" for the first) */
+    void               (*query)(char *buf, size_t size, const char *eprefix,
+                                const char *emarker);
+    /* emarker of the page after this one, "" after the last */
+    ngx_http_reductrai_storage_rc_e
+                       (*next)(const char *page, size_t len, char *emarker,
+                               size_t size,
+                               ngx_http_reductrai_storage_err_t *err);
+};
+
+
+/* the header lines of a request, kept to be signed before they are sent */
+typedef struct {
+    /* two to spare: S3 checks their order with two lines more */
+    const char                 *line[NGX_HTTP_REDUCTRAI_HTTP_LINES + 2];
+    size_t                      n;
+    char                       *pos;
+    unsigned                    overflow:1;
+    char                        pool[12288];
+} ngx_http_reductrai_http_lines_t;
+
+
 /*
  * A storage using HTTP counts itself in (+1) when made and out (-1) when
  * destroyed; the handles are freed with the last one.
@@ -122,6 +205,87 @@ ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_perform(
 int ngx_http_reductrai_http_window_next(ngx_http_reductrai_window_t *w,
     int64_t *from, int64_t *to);
 
+
+/* what the backends' request functions share */
+
+/*
+ * Begins req on this thread's handle: the URL is origin, the path (base,
+ * "/" and the encoded key; without a key base, or "/"), "?", the query
+ * and extra, "&"-joined.  path (NGX_HTTP_REDUCTRAI_HTTP_URL_MAX bytes)
+ * gets the path, for signing.
+ */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_open(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
+    const char *origin, const char *base, const char *extra, char *path,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+void ngx_http_reductrai_http_lines_init(ngx_http_reductrai_http_lines_t *l);
+/* adds a line; one that does not fit marks the lines overflowed */
+void ngx_http_reductrai_http_line(ngx_http_reductrai_http_lines_t *l,
+    const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* sends the lines as headers and req's body, and runs the request */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_send(
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_http_lines_t *l,
+    ngx_http_reductrai_http_req_t *req,
+    ngx_http_reductrai_storage_err_t *err);
+/* appends " (hint)" to the message of a failure */
+void ngx_http_reductrai_http_hint(ngx_http_reductrai_storage_err_t *err,
+    const char *hint);
+/* "name:value" lines by name; a name sorts before its longer extensions */
+int ngx_libc_cdecl ngx_http_reductrai_http_header_cmp(const void *a,
+    const void *b);
+
+
+/* object operations over the backend's requests (st->http) */
+
+/* put, get, head and list of ngx_http_reductrai_storage_backend_t */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_put(
+    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
+    ngx_http_reductrai_storage_err_t *err);
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_get(
+    ngx_http_reductrai_storage_t *st, const char *key, int64_t offset,
+    int64_t length, ngx_http_reductrai_sink_pt sink, void *data,
+    ngx_http_reductrai_storage_err_t *err);
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_head(
+    ngx_http_reductrai_storage_t *st, const char *key, int64_t *size,
+    ngx_http_reductrai_storage_err_t *err);
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_list(
+    ngx_http_reductrai_storage_t *st, const char *prefix,
+    ngx_http_reductrai_list_pt handler, void *data,
+    ngx_http_reductrai_storage_err_t *err);
+/* a request without a body or headers of its own */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_plain(
+    ngx_http_reductrai_storage_t *st, const char *method, const char *key,
+    const char *query, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err);
+/* part bytes, or more where that makes more than max parts (align them) */
+int64_t ngx_http_reductrai_http_part_size(int64_t part, int64_t size,
+    int64_t max, int64_t align);
+/*
+ * PUTs bytes [offset, offset + length) of fd as the part of an upload
+ * that query names; their MD5 also goes to whole (may be NULL).
+ */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_put_part(
+    ngx_http_reductrai_storage_t *st, const char *key, const char *query,
+    int fd, int64_t offset, int64_t length, EVP_MD_CTX *whole,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+/*
+ * The probe of ngx_http_reductrai_storage_backend_t: a listing (query),
+ * where a 403 with one of codes (NULL-terminated) is a success.
+ */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_probe(
+    ngx_http_reductrai_storage_t *st, const char *query,
+    const char *const *codes, ngx_http_reductrai_storage_err_t *err);
+
+
+/* answers */
+
+/* a NUL-terminated copy of the response body, its length in *len */
+char *ngx_http_reductrai_http_body_copy(ngx_http_reductrai_http_t *h,
+    size_t *len, ngx_http_reductrai_storage_err_t *err);
+/* the <Code> of an XML error answer; -1 when there is none */
+int ngx_http_reductrai_http_error_code(ngx_http_reductrai_http_t *h,
+    char *code, size_t size);
+
 /* "<Code>" and "<Message>" of an XML error body, as one line */
 size_t ngx_http_reductrai_http_xml_reason(const char *xml, size_t len,
     char *buf, size_t size);
@@ -135,6 +299,12 @@ int ngx_http_reductrai_http_xml_next(const char **pos, const char *end,
 /* XML text with the five predefined entities and &#N; decoded */
 size_t ngx_http_reductrai_http_xml_unescape(const char *p, const char *end,
     char *buf, size_t size);
+/*
+ * The text of the first <tag> in [pos, end), unescaped into buf (cut to
+ * fit; "" when there is none); returns its length as sent, or -1.
+ */
+ssize_t ngx_http_reductrai_http_xml_text(const char *pos, const char *end,
+    const char *tag, char *buf, size_t size);
 
 /* replaces each occurrence of secret in msg with "***" */
 void ngx_http_reductrai_http_scrub(char *msg, const char *secret);

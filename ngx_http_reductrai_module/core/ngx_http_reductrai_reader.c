@@ -336,7 +336,7 @@ static void
 ngx_http_reductrai_reader_keep(ngx_http_reductrai_reader_t *r,
     const u_char *p, size_t len)
 {
-    size_t  n, keep;
+    size_t  n;
 
     if (r->head_len < sizeof(r->head)) {
         n = sizeof(r->head) - r->head_len;
@@ -345,20 +345,8 @@ ngx_http_reductrai_reader_keep(ngx_http_reductrai_reader_t *r,
         r->head_len += n;
     }
 
-    if (len >= sizeof(r->tail)) {
-        memcpy(r->tail, p + len - sizeof(r->tail), sizeof(r->tail));
-        r->tail_len = sizeof(r->tail);
-        return;
-    }
-
-    if (r->tail_len + len > sizeof(r->tail)) {
-        keep = sizeof(r->tail) - len;
-        memmove(r->tail, r->tail + r->tail_len - keep, keep);
-        r->tail_len = keep;
-    }
-
-    memcpy(r->tail + r->tail_len, p, len);
-    r->tail_len += len;
+    ngx_http_reductrai_keep_tail(r->tail, sizeof(r->tail), &r->tail_len, p,
+                                 len);
 }
 
 

@@ -272,6 +272,18 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
 }
 
 
+/* wiped before its memory goes back to the allocator */
+
+void
+ngx_http_reductrai_free_secret(char *secret)
+{
+    if (secret != NULL) {
+        memset(secret, 0, strlen(secret));
+        free(secret);
+    }
+}
+
+
 static int
 ngx_http_reductrai_storage_split(ngx_http_reductrai_storage_t *st,
     const char *uri, const char *base, unsigned *mask, char *err,
@@ -655,28 +667,16 @@ ngx_http_reductrai_strndup(const char *s, size_t len)
 static void
 ngx_http_reductrai_conf_free(ngx_http_reductrai_storage_conf_t *conf)
 {
-    char  **secrets[] = { &conf->secret_key, &conf->session_token,
-                          &conf->account_key, &conf->sas,
-                          &conf->credentials };
-    size_t  i;
-
-    /* wipe secrets before their memory goes back to the allocator */
-    for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
-        if (*secrets[i] != NULL) {
-            memset(*secrets[i], 0, strlen(*secrets[i]));
-        }
-    }
-
     free(conf->region);
     free(conf->endpoint);
     free(conf->style);
     free(conf->access_key);
-    free(conf->secret_key);
-    free(conf->session_token);
+    ngx_http_reductrai_free_secret(conf->secret_key);
+    ngx_http_reductrai_free_secret(conf->session_token);
     free(conf->credentials_file);
-    free(conf->credentials);
-    free(conf->account_key);
-    free(conf->sas);
+    ngx_http_reductrai_free_secret(conf->credentials);
+    ngx_http_reductrai_free_secret(conf->account_key);
+    ngx_http_reductrai_free_secret(conf->sas);
     free(conf->sse);
     free(conf->kms_key_id);
     free(conf->storage_class);

@@ -56,6 +56,10 @@ typedef struct {
 
 typedef struct ngx_http_reductrai_storage_s  ngx_http_reductrai_storage_t;
 
+/* what the HTTP backends share (ngx_http_reductrai_http.h) */
+typedef struct ngx_http_reductrai_http_store_s
+    ngx_http_reductrai_http_store_t;
+
 /* called for every object; returns 0 to go on, non-zero to stop */
 typedef int (*ngx_http_reductrai_list_pt)(void *data, const char *key,
     int64_t size);
@@ -104,6 +108,7 @@ typedef struct {
 
 struct ngx_http_reductrai_storage_s {
     const ngx_http_reductrai_storage_backend_t  *backend;
+    const ngx_http_reductrai_http_store_t       *http;    /* HTTP backends */
     char                                        *uri;     /* no secrets */
     char                                        *bucket;  /* file: dir */
     char                                        *account; /* azure */
@@ -138,6 +143,8 @@ void ngx_http_reductrai_storage_error(ngx_http_reductrai_storage_err_t *err,
 /* reads a whole small file (a key or a secret), trailing newline dropped */
 char *ngx_http_reductrai_read_secret_file(const char *path, char *err,
     size_t errlen);
+/* wipes a secret (NUL-terminated, or NULL), then frees it */
+void ngx_http_reductrai_free_secret(char *secret);
 
 
 extern const ngx_http_reductrai_storage_backend_t

@@ -141,8 +141,7 @@ ngx_http_reductrai_gcs_create(ngx_http_reductrai_storage_t *st, char *err,
                                               errlen);
 
     /* the parsed key is all we need: the file's text goes now */
-    memset(st->conf.credentials, 0, strlen(st->conf.credentials));
-    free(st->conf.credentials);
+    ngx_http_reductrai_free_secret(st->conf.credentials);
     st->conf.credentials = NULL;
 
     if (g->key == NULL) {
@@ -517,8 +516,7 @@ ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
 
 done:
 
-    memset(jwt, 0, strlen(jwt));
-    free(jwt);
+    ngx_http_reductrai_free_secret(jwt);
     free(body);
 
     return rc;

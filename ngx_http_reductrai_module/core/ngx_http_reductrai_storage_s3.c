@@ -23,22 +23,13 @@
 #include "ngx_http_reductrai_http.h"
 
 #include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 
 #define NGX_HTTP_REDUCTRAI_S3_MAX_PARTS     10000
-#define NGX_HTTP_REDUCTRAI_S3_PART_TRIES    3
-#define NGX_HTTP_REDUCTRAI_S3_URL_MAX       8192
-#define NGX_HTTP_REDUCTRAI_S3_LINES         16
-
-#ifndef ngx_libc_cdecl
-#define ngx_libc_cdecl
-#endif
 
 
 typedef struct {
@@ -71,46 +62,16 @@ typedef struct {
 } ngx_http_reductrai_s3_t;
 
 
-typedef struct {
-    const char                     *method;
-    const char                     *key;        /* NULL: the bucket */
-    const char                     *query;      /* canonical, or "" */
-    const char                     *headers[8]; /* "Name: value" */
-    size_t                          nheaders;
-    int                             fd;
-    int64_t                         offset;
-    int64_t                         length;
-    const u_char                   *mem;
-    const char                     *sha256;     /* NULL: no body */
-    const char                     *md5;
-    ngx_http_reductrai_window_t    *window;
-} ngx_http_reductrai_s3_req_t;
-
-
 static int ngx_http_reductrai_s3_create(ngx_http_reductrai_storage_t *st,
     char *err, size_t errlen);
 static int ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st,
     char *err, size_t errlen);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_put(
-    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
-    ngx_http_reductrai_storage_err_t *err);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_get(
-    ngx_http_reductrai_storage_t *st, const char *key, int64_t offset,
-    int64_t length, ngx_http_reductrai_sink_pt sink, void *data,
-    ngx_http_reductrai_storage_err_t *err);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_head(
-    ngx_http_reductrai_storage_t *st, const char *key, int64_t *size,
-    ngx_http_reductrai_storage_err_t *err);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_list(
-    ngx_http_reductrai_storage_t *st, const char *prefix,
-    ngx_http_reductrai_list_pt handler, void *data,
-    ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_probe(
     ngx_http_reductrai_storage_t *st, ngx_http_reductrai_storage_err_t *err);
 static void ngx_http_reductrai_s3_cleanup(ngx_http_reductrai_storage_t *st);
 
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_put_single(
-    ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_put_object(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
     ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_multipart(
     ngx_http_reductrai_storage_t *st, const char *key, int fd, int64_t size,
@@ -129,22 +90,31 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_abort(
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_abort_stale(
     ngx_http_reductrai_storage_t *st, const char *key,
     ngx_http_reductrai_storage_err_t *err);
+static void ngx_http_reductrai_s3_list_query(char *buf, size_t size,
+    const char *eprefix, const char *emarker);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_list_next(
+    const char *page, size_t len, char *emarker, size_t size,
+    ngx_http_reductrai_storage_err_t *err);
 static size_t ngx_http_reductrai_s3_object_headers(
-    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_s3_req_t *req,
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
     char *buf, size_t size);
 static const char *ngx_http_reductrai_s3_conditional(
     ngx_http_reductrai_s3_t *s3);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_request(
-    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_s3_req_t *req,
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_write(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
     ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
-static int ngx_http_reductrai_s3_error_code(ngx_http_reductrai_http_t *h,
-    char *code, size_t size);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_request(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_sign(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_t *h,
+    ngx_http_reductrai_http_req_t *req, const char *path,
+    ngx_http_reductrai_http_lines_t *l,
+    ngx_http_reductrai_storage_err_t *err);
 static int ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
     const char *endpoint, char *err, size_t errlen);
 static char *ngx_http_reductrai_s3_strdup_env(const char *name);
 static void ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3);
-static int ngx_libc_cdecl ngx_http_reductrai_sigv4_cmp(const void *a,
-    const void *b);
 static size_t ngx_http_reductrai_sigv4_line(char *dst, size_t size,
     const char *line);
 
@@ -153,12 +123,26 @@ const ngx_http_reductrai_storage_backend_t  ngx_http_reductrai_storage_s3 = {
     "s3",
     ngx_http_reductrai_s3_create,
     ngx_http_reductrai_s3_init,
-    ngx_http_reductrai_s3_put,
-    ngx_http_reductrai_s3_get,
-    ngx_http_reductrai_s3_head,
-    ngx_http_reductrai_s3_list,
+    ngx_http_reductrai_http_put,
+    ngx_http_reductrai_http_get,
+    ngx_http_reductrai_http_head,
+    ngx_http_reductrai_http_list,
     ngx_http_reductrai_s3_probe,
     ngx_http_reductrai_s3_cleanup
+};
+
+
+static const ngx_http_reductrai_http_store_t  ngx_http_reductrai_s3_store = {
+    ngx_http_reductrai_s3_request,
+    ngx_http_reductrai_s3_put_object,
+    ngx_http_reductrai_s3_multipart,
+    "Range",
+    1,                                      /* "bytes=-N" works */
+    "Contents",
+    "Key",
+    "Size",
+    ngx_http_reductrai_s3_list_query,
+    ngx_http_reductrai_s3_list_next
 };
 
 
@@ -189,6 +173,8 @@ ngx_http_reductrai_s3_setup(ngx_http_reductrai_storage_t *st, int gcs,
 
     st->data = s3;
     ngx_http_reductrai_http_use(1);
+
+    st->http = &ngx_http_reductrai_s3_store;
 
     s3->gcs = gcs ? 1 : 0;
     s3->bearer = bearer;
@@ -409,110 +395,28 @@ ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st, char *err,
 
 
 static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_put(ngx_http_reductrai_storage_t *st, const char *key,
-    int fd, int64_t size, ngx_http_reductrai_storage_err_t *err)
+ngx_http_reductrai_s3_put_object(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, ngx_http_reductrai_storage_err_t *err)
 {
-    int64_t                          have;
+    char                             hbuf[1024];
+    ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
 
-    /*
-     * An object already under the key was completed by an earlier attempt
-     * (whose spool removal a crash cut off): it is never written again.
-     * Without s3:GetObject a HEAD gives 403; the conditional PUT then
-     * still refuses to overwrite.
-     */
+    if (ngx_http_reductrai_s3_object_headers(st, req, hbuf, sizeof(hbuf))
+        == 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "headers too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
 
-    rc = ngx_http_reductrai_s3_head(st, key, &have, err);
+    rc = ngx_http_reductrai_s3_write(st, req, &h, err);
 
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK && h != NULL && h->status == 412) {
+        /* completed meanwhile: the condition kept it as it was */
         return NGX_HTTP_REDUCTRAI_STORAGE_OK;
     }
 
-    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND
-        && !(rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && err->status == 403))
-    {
-        return rc;
-    }
-
-    err->status = 0;
-    err->message[0] = '\0';
-
-    if (size > st->conf.multipart_threshold) {
-        return ngx_http_reductrai_s3_multipart(st, key, fd, size, err);
-    }
-
-    return ngx_http_reductrai_s3_put_single(st, key, fd, size, err);
-}
-
-
-static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_put_single(ngx_http_reductrai_storage_t *st,
-    const char *key, int fd, int64_t size,
-    ngx_http_reductrai_storage_err_t *err)
-{
-    int                              conditional;
-    char                             sha[65], md5[25], hbuf[1024];
-    const char                      *cond;
-    ngx_http_reductrai_s3_t         *s3;
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
-    ngx_http_reductrai_storage_rc_e  rc;
-
-    s3 = st->data;
-
-    if (ngx_http_reductrai_http_hash_fd(fd, 0, size, sha, md5, NULL) != 0) {
-        ngx_http_reductrai_storage_error(err, 0, "reading the spool segment "
-                                         "failed (%d: %s)", errno,
-                                         strerror(errno));
-        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-    }
-
-    for ( ;; ) {
-        memset(&req, 0, sizeof(req));
-
-        req.method = "PUT";
-        req.key = key;
-        req.query = "";
-        req.fd = fd;
-        req.offset = 0;
-        req.length = size;
-        req.sha256 = sha;
-        req.md5 = md5;
-
-        if (ngx_http_reductrai_s3_object_headers(st, &req, hbuf,
-                                                 sizeof(hbuf))
-            == 0)
-        {
-            ngx_http_reductrai_storage_error(err, 0, "headers too long");
-            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-        }
-
-        cond = ngx_http_reductrai_s3_conditional(s3);
-        conditional = cond != NULL;
-
-        if (conditional) {
-            req.headers[req.nheaders++] = cond;
-        }
-
-        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-            return rc;
-        }
-
-        if (h != NULL && h->status == 412) {
-            /* completed meanwhile: the condition kept it as it was */
-            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-        }
-
-        if (h != NULL && h->status == 501 && conditional && !s3->gcs) {
-            /* a store that does not know conditional writes */
-            __atomic_store_n(&s3->no_conditional, 1, __ATOMIC_RELAXED);
-            continue;
-        }
-
-        return rc;
-    }
+    return rc;
 }
 
 
@@ -523,10 +427,11 @@ ngx_http_reductrai_s3_multipart(ngx_http_reductrai_storage_t *st,
 {
     int                               exists;
     char                              id[1024], hbuf[1024];
-    const char                       *pos, *t, *te;
+    ssize_t                           n;
+    const char                       *body;
     ngx_http_reductrai_buf_t          xml;
     ngx_http_reductrai_http_t        *h;
-    ngx_http_reductrai_s3_req_t       req;
+    ngx_http_reductrai_http_req_t     req;
     ngx_http_reductrai_storage_rc_e   rc;
     ngx_http_reductrai_storage_err_t  aerr;
 
@@ -542,6 +447,7 @@ ngx_http_reductrai_s3_multipart(ngx_http_reductrai_storage_t *st,
     req.method = "POST";
     req.key = key;
     req.query = "uploads=";
+    req.body = 1;
     req.mem = (u_char *) "";
     req.sha256 = NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
 
@@ -557,15 +463,12 @@ ngx_http_reductrai_s3_multipart(ngx_http_reductrai_storage_t *st,
         return rc;
     }
 
-    pos = (char *) h->body.data;
+    body = (char *) h->body.data;
+    n = h->body.len == 0 ? -1
+        : ngx_http_reductrai_http_xml_text(body, body + h->body.len,
+                                           "UploadId", id, sizeof(id));
 
-    if (h->body.len == 0
-        || ngx_http_reductrai_http_xml_next(&pos, pos + h->body.len, "UploadId",
-                                            &t, &te)
-           != 0
-        || ngx_http_reductrai_http_xml_unescape(t, te, id, sizeof(id)) == 0
-        || (size_t) (te - t) >= sizeof(id))
-    {
+    if (n <= 0 || (size_t) n >= sizeof(id)) {
         ngx_http_reductrai_storage_error(err, h->status, "no UploadId in "
                                          "the CreateMultipartUpload answer");
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
@@ -596,22 +499,15 @@ ngx_http_reductrai_s3_parts(ngx_http_reductrai_storage_t *st,
     const char *key, const char *id, int fd, int64_t size,
     ngx_http_reductrai_buf_t *xml, ngx_http_reductrai_storage_err_t *err)
 {
-    int                              n, tries;
-    char                             sha[65], md5[25], query[1200];
-    char                             eid[1100], etag[128];
-    size_t                           len;
-    int64_t                          part, off;
+    int                              n;
+    char                             query[1200], eid[1100], etag[128];
+    int64_t                          part, off, len;
     ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
     ngx_http_reductrai_storage_rc_e  rc;
 
-    part = st->conf.part_size;
-
-    if ((size + part - 1) / part > NGX_HTTP_REDUCTRAI_S3_MAX_PARTS) {
-        part = (size + NGX_HTTP_REDUCTRAI_S3_MAX_PARTS - 1)
-               / NGX_HTTP_REDUCTRAI_S3_MAX_PARTS;
-        part = (part + 1024 * 1024 - 1) & ~((int64_t) 1024 * 1024 - 1);
-    }
+    part = ngx_http_reductrai_http_part_size(st->conf.part_size, size,
+                                             NGX_HTTP_REDUCTRAI_S3_MAX_PARTS,
+                                             1024 * 1024);
 
     if (ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0) == 0) {
         ngx_http_reductrai_storage_error(err, 0, "UploadId too long");
@@ -627,49 +523,15 @@ ngx_http_reductrai_s3_parts(ngx_http_reductrai_storage_t *st,
                                 "<CompleteMultipartUpload>");
 
     for (n = 1, off = 0; off < size; n++, off += part) {
-        len = (size_t) (size - off < part ? size - off : part);
-
-        /* the part is read twice: once for its digests, once to send */
-
-        if (ngx_http_reductrai_http_hash_fd(fd, off, (int64_t) len, sha, md5,
-                                            NULL)
-            != 0)
-        {
-            ngx_http_reductrai_storage_error(err, 0, "reading the spool "
-                                             "segment failed (%d: %s)",
-                                             errno, strerror(errno));
-            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-        }
+        len = size - off < part ? size - off : part;
 
         /* parameters in canonical order: partNumber < uploadId */
         snprintf(query, sizeof(query), "partNumber=%d&uploadId=%s", n, eid);
 
-        for (tries = 0; /* void */; tries++) {
-            memset(&req, 0, sizeof(req));
-
-            req.method = "PUT";
-            req.key = key;
-            req.query = query;
-            req.fd = fd;
-            req.offset = off;
-            req.length = (int64_t) len;
-            req.sha256 = sha;
-            req.md5 = md5;
-
-            rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-            if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-                break;
-            }
-
-            /* a part that failed on the way is sent again, a few times */
-            if (rc != NGX_HTTP_REDUCTRAI_STORAGE_RETRY
-                || tries + 1 >= NGX_HTTP_REDUCTRAI_S3_PART_TRIES)
-            {
-                return rc;
-            }
-
-            (void) usleep(200000 * (tries + 1));
+        rc = ngx_http_reductrai_http_put_part(st, key, query, fd, off, len,
+                                              NULL, &h, err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
         }
 
         if (h->etag[0] == '\0') {
@@ -708,17 +570,12 @@ ngx_http_reductrai_s3_complete(ngx_http_reductrai_storage_t *st,
     const char *key, const char *id, ngx_http_reductrai_buf_t *xml,
     int *exists, ngx_http_reductrai_storage_err_t *err)
 {
-    int                              conditional;
-    u_char                           md[16];
     char                             sha[65], md5[25], query[1200];
     char                             eid[1100], reason[256];
-    const char                      *cond;
-    ngx_http_reductrai_s3_t         *s3;
+    u_char                           md[16];
     ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
+    ngx_http_reductrai_http_req_t    req;
     ngx_http_reductrai_storage_rc_e  rc;
-
-    s3 = st->data;
 
     (void) ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0);
     snprintf(query, sizeof(query), "uploadId=%s", eid);
@@ -727,39 +584,24 @@ ngx_http_reductrai_s3_complete(ngx_http_reductrai_storage_t *st,
     (void) EVP_Digest(xml->data, xml->len, md, NULL, EVP_md5(), NULL);
     (void) ngx_http_reductrai_http_base64(md5, md, 16, 0);
 
-    for ( ;; ) {
-        memset(&req, 0, sizeof(req));
+    memset(&req, 0, sizeof(req));
 
-        req.method = "POST";
-        req.key = key;
-        req.query = query;
-        req.mem = xml->data;
-        req.length = (int64_t) xml->len;
-        req.sha256 = sha;
-        req.md5 = md5;
-        req.headers[req.nheaders++] = "Content-Type: application/xml";
+    req.method = "POST";
+    req.key = key;
+    req.query = query;
+    req.body = 1;
+    req.mem = xml->data;
+    req.length = (int64_t) xml->len;
+    req.sha256 = sha;
+    req.md5 = md5;
+    req.headers[req.nheaders++] = "Content-Type: application/xml";
 
-        cond = ngx_http_reductrai_s3_conditional(s3);
-        conditional = cond != NULL;
+    rc = ngx_http_reductrai_s3_write(st, &req, &h, err);
 
-        if (conditional) {
-            req.headers[req.nheaders++] = cond;
-        }
-
-        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-        if (h != NULL && h->status == 412) {
-            /* the object exists: ours is not needed (and is aborted) */
-            *exists = 1;
-            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-        }
-
-        if (h != NULL && h->status == 501 && conditional && !s3->gcs) {
-            __atomic_store_n(&s3->no_conditional, 1, __ATOMIC_RELAXED);
-            continue;
-        }
-
-        break;
+    if (h != NULL && h->status == 412) {
+        /* the object exists: ours is not needed (and is aborted) */
+        *exists = 1;
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
     }
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
@@ -790,7 +632,6 @@ ngx_http_reductrai_s3_abort(ngx_http_reductrai_storage_t *st,
 {
     char                             eid[1100], query[1200];
     ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
     ngx_http_reductrai_storage_rc_e  rc;
 
     if (ngx_http_reductrai_http_uri_encode(eid, sizeof(eid), id, 0) == 0) {
@@ -800,13 +641,7 @@ ngx_http_reductrai_s3_abort(ngx_http_reductrai_storage_t *st,
 
     snprintf(query, sizeof(query), "uploadId=%s", eid);
 
-    memset(&req, 0, sizeof(req));
-
-    req.method = "DELETE";
-    req.key = key;
-    req.query = query;
-
-    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+    rc = ngx_http_reductrai_http_plain(st, "DELETE", key, query, &h, err);
 
     /* NoSuchUpload: gone already */
     return rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND
@@ -828,9 +663,9 @@ ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
     char                             ekey[4096], query[4200], name[1024];
     char                             id[1024], *list;
     size_t                           len;
-    const char                      *pos, *end, *t, *te, *p, *q, *qe;
+    ssize_t                          n;
+    const char                      *pos, *end, *t, *te;
     ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
     ngx_http_reductrai_storage_rc_e  rc;
 
     if (ngx_http_reductrai_http_uri_encode(ekey, sizeof(ekey), key, 0) == 0) {
@@ -840,12 +675,7 @@ ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
 
     snprintf(query, sizeof(query), "prefix=%s&uploads=", ekey);
 
-    memset(&req, 0, sizeof(req));
-
-    req.method = "GET";
-    req.query = query;
-
-    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
+    rc = ngx_http_reductrai_http_plain(st, "GET", NULL, query, &h, err);
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
         if (h != NULL
@@ -864,21 +694,10 @@ ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
         return rc;
     }
 
-    /* the next requests reuse the handle and its body: keep a copy */
-
-    len = h->body.len;
-    list = malloc(len + 1);
-
+    list = ngx_http_reductrai_http_body_copy(h, &len, err);
     if (list == NULL) {
-        ngx_http_reductrai_storage_error(err, 0, "out of memory");
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
-
-    if (len > 0) {
-        memcpy(list, h->body.data, len);
-    }
-
-    list[len] = '\0';
 
     pos = list;
     end = list + len;
@@ -887,29 +706,17 @@ ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
     while (ngx_http_reductrai_http_xml_next(&pos, end, "Upload", &t, &te)
            == 0)
     {
-        p = t;
+        n = ngx_http_reductrai_http_xml_text(t, te, "Key", name, sizeof(name));
 
-        if (ngx_http_reductrai_http_xml_next(&p, te, "Key", &q, &qe) != 0
-            || (size_t) (qe - q) >= sizeof(name))
-        {
+        if (n < 0 || (size_t) n >= sizeof(name) || strcmp(name, key) != 0) {
             continue;
         }
 
-        (void) ngx_http_reductrai_http_xml_unescape(q, qe, name, sizeof(name));
+        n = ngx_http_reductrai_http_xml_text(t, te, "UploadId", id, sizeof(id));
 
-        if (strcmp(name, key) != 0) {
+        if (n < 0 || (size_t) n >= sizeof(id)) {
             continue;
         }
-
-        p = t;
-
-        if (ngx_http_reductrai_http_xml_next(&p, te, "UploadId", &q, &qe) != 0
-            || (size_t) (qe - q) >= sizeof(id))
-        {
-            continue;
-        }
-
-        (void) ngx_http_reductrai_http_xml_unescape(q, qe, id, sizeof(id));
 
         rc = ngx_http_reductrai_s3_abort(st, key, id, err);
 
@@ -932,267 +739,51 @@ ngx_http_reductrai_s3_abort_stale(ngx_http_reductrai_storage_t *st,
 }
 
 
-static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_get(ngx_http_reductrai_storage_t *st, const char *key,
-    int64_t offset, int64_t length, ngx_http_reductrai_sink_pt sink,
-    void *data, ngx_http_reductrai_storage_err_t *err)
-{
-    int                              tries;
-    char                             range[80];
-    int64_t                          from, to;
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
-    ngx_http_reductrai_window_t      w;
-    ngx_http_reductrai_storage_rc_e  rc;
+/* ListObjectsV2, its parameters in canonical order */
 
-    if (length == 0) {
+static void
+ngx_http_reductrai_s3_list_query(char *buf, size_t size, const char *eprefix,
+    const char *emarker)
+{
+    snprintf(buf, size, "%s%s%slist-type=2&prefix=%s",
+             emarker[0] ? "continuation-token=" : "", emarker,
+             emarker[0] ? "&" : "", eprefix);
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_list_next(const char *page, size_t len, char *emarker,
+    size_t size, ngx_http_reductrai_storage_err_t *err)
+{
+    char  flag[8], token[2048];
+
+    emarker[0] = '\0';
+
+    if (ngx_http_reductrai_http_xml_text(page, page + len, "IsTruncated",
+                                         flag, sizeof(flag))
+        != 4
+        || strcmp(flag, "true") != 0)
+    {
         return NGX_HTTP_REDUCTRAI_STORAGE_OK;
     }
 
-    memset(&w, 0, sizeof(w));
-    w.sink = sink;
-    w.data = data;
-    w.total = -1;
-
-    range[0] = '\0';
-
-    if (offset < 0) {
-        /* the trailer: one request, whatever the object's size */
-        w.suffix = -offset;
-        w.end = -1;
-        snprintf(range, sizeof(range), "Range: bytes=-%lld",
-                 (long long) -offset);
-
-    } else {
-        w.start = offset;
-        w.end = length < 0 ? -1 : offset + length;
-
-        if (w.end >= 0) {
-            snprintf(range, sizeof(range), "Range: bytes=%lld-%lld",
-                     (long long) offset, (long long) w.end - 1);
-
-        } else if (offset > 0) {
-            snprintf(range, sizeof(range), "Range: bytes=%lld-",
-                     (long long) offset);
-        }
-    }
-
-    for (tries = 0; tries < 3; tries++) {
-        memset(&req, 0, sizeof(req));
-
-        req.method = "GET";
-        req.key = key;
-        req.query = "";
-        req.window = &w;
-
-        if (range[0]) {
-            req.headers[req.nheaders++] = range;
-        }
-
-        w.started = 0;
-
-        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
-            && h->status == 416)
-        {
-            /* the range starts past the end: nothing to give */
-            err->status = 0;
-            err->message[0] = '\0';
-            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-        }
-
-        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-            return rc;
-        }
-
-        if (w.end < 0 || !ngx_http_reductrai_http_window_next(&w, &from, &to)) {
-            return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-        }
-
-        /* the store sent less than asked, or not the part asked for */
-        snprintf(range, sizeof(range), "Range: bytes=%lld-%lld",
-                 (long long) from, (long long) to);
-    }
-
-    ngx_http_reductrai_storage_error(err, 0, "incomplete ranged response");
-
-    return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-}
-
-
-static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_head(ngx_http_reductrai_storage_t *st, const char *key,
-    int64_t *size, ngx_http_reductrai_storage_err_t *err)
-{
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
-    ngx_http_reductrai_storage_rc_e  rc;
-
-    memset(&req, 0, sizeof(req));
-
-    req.method = "HEAD";
-    req.key = key;
-    req.query = "";
-
-    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        *size = h->content_length;
-    }
-
-    return rc;
-}
-
-
-static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_list(ngx_http_reductrai_storage_t *st,
-    const char *prefix, ngx_http_reductrai_list_pt handler, void *data,
-    ngx_http_reductrai_storage_err_t *err)
-{
-    int                              truncated, stop;
-    char                             eprefix[4096], *query, *page;
-    char                             name[1024], num[32], token[2048];
-    char                             etoken[6200];
-    size_t                           len;
-    const char                      *pos, *end, *t, *te, *p, *q, *qe;
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
-    ngx_http_reductrai_storage_rc_e  rc;
-
-    if (ngx_http_reductrai_http_uri_encode(eprefix, sizeof(eprefix), prefix, 0)
-        == 0 && prefix[0] != '\0')
+    if (ngx_http_reductrai_http_xml_text(page, page + len,
+                                         "NextContinuationToken", token,
+                                         sizeof(token))
+        >= (ssize_t) sizeof(token))
     {
-        ngx_http_reductrai_storage_error(err, 0, "prefix too long");
-        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+        token[0] = '\0';
     }
 
-    query = malloc(sizeof(eprefix) + sizeof(etoken) + 64);
-    if (query == NULL) {
-        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+    if (token[0] == '\0'
+        || ngx_http_reductrai_http_uri_encode(emarker, size, token, 0) == 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "truncated listing without "
+                                         "a usable NextContinuationToken");
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 
-    etoken[0] = '\0';
-    rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
-
-    for ( ;; ) {
-        sprintf(query, "%s%s%slist-type=2&prefix=%s",
-                etoken[0] ? "continuation-token=" : "", etoken,
-                etoken[0] ? "&" : "", eprefix);
-
-        memset(&req, 0, sizeof(req));
-
-        req.method = "GET";
-        req.query = query;
-
-        rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-            break;
-        }
-
-        if (h->body_truncated) {
-            ngx_http_reductrai_storage_error(err, h->status, "listing too "
-                                             "large");
-            rc = NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-            break;
-        }
-
-        /* the handler may make requests on this thread's handle */
-
-        len = h->body.len;
-        page = malloc(len + 1);
-
-        if (page == NULL) {
-            ngx_http_reductrai_storage_error(err, 0, "out of memory");
-            rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-            break;
-        }
-
-        if (len > 0) {
-            memcpy(page, h->body.data, len);
-        }
-
-        page[len] = '\0';
-
-        pos = page;
-        end = page + len;
-        stop = 0;
-
-        while (!stop
-               && ngx_http_reductrai_http_xml_next(&pos, end, "Contents",
-                                                   &t, &te)
-                  == 0)
-        {
-            p = t;
-
-            if (ngx_http_reductrai_http_xml_next(&p, te, "Key", &q, &qe) != 0
-                || (size_t) (qe - q) >= sizeof(name))
-            {
-                continue;
-            }
-
-            (void) ngx_http_reductrai_http_xml_unescape(q, qe, name,
-                                                        sizeof(name));
-
-            num[0] = '\0';
-            p = t;
-
-            if (ngx_http_reductrai_http_xml_next(&p, te, "Size", &q, &qe)
-                == 0)
-            {
-                (void) ngx_http_reductrai_http_xml_unescape(q, qe, num,
-                                                            sizeof(num));
-            }
-
-            stop = handler(data, name, num[0] ? strtoll(num, NULL, 10) : -1);
-        }
-
-        truncated = 0;
-        token[0] = '\0';
-        pos = page;
-
-        if (ngx_http_reductrai_http_xml_next(&pos, end, "IsTruncated", &t, &te)
-            == 0)
-        {
-            truncated = (te - t == 4 && strncmp(t, "true", 4) == 0);
-        }
-
-        pos = page;
-
-        if (truncated
-            && ngx_http_reductrai_http_xml_next(&pos, end,
-                                                "NextContinuationToken",
-                                                &t, &te)
-               == 0
-            && (size_t) (te - t) < sizeof(token))
-        {
-            (void) ngx_http_reductrai_http_xml_unescape(t, te, token,
-                                                        sizeof(token));
-        }
-
-        free(page);
-
-        if (stop || !truncated) {
-            break;
-        }
-
-        if (token[0] == '\0'
-            || ngx_http_reductrai_http_uri_encode(etoken, sizeof(etoken),
-                                                  token, 0)
-               == 0)
-        {
-            ngx_http_reductrai_storage_error(err, 0, "truncated listing "
-                                             "without a usable "
-                                             "NextContinuationToken");
-            rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-            break;
-        }
-    }
-
-    free(query);
-
-    return rc;
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
 }
 
 
@@ -1200,43 +791,17 @@ static ngx_http_reductrai_storage_rc_e
 ngx_http_reductrai_s3_probe(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_storage_err_t *err)
 {
-    char                             eprefix[4096], query[4200], code[64];
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_s3_req_t      req;
-    ngx_http_reductrai_storage_rc_e  rc;
+    char  eprefix[4096], query[4200];
+
+    /* the policy only lacks s3:ListBucket */
+    static const char  *codes[] = { "AccessDenied", NULL };
 
     (void) ngx_http_reductrai_http_uri_encode(eprefix, sizeof(eprefix),
                                               st->prefix, 0);
     snprintf(query, sizeof(query), "list-type=2&max-keys=1&prefix=%s",
              eprefix);
 
-    memset(&req, 0, sizeof(req));
-
-    req.method = "GET";
-    req.query = query;
-
-    rc = ngx_http_reductrai_s3_request(st, &req, &h, err);
-
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h != NULL
-        && h->status == 403
-        && ngx_http_reductrai_s3_error_code(h, code, sizeof(code)) == 0
-        && strcmp(code, "AccessDenied") == 0)
-    {
-        /*
-         * The signature was accepted, the policy only lacks s3:ListBucket:
-         * a writer needs no more than s3:PutObject, so this is reachable.
-         */
-        err->status = 0;
-        err->message[0] = '\0';
-        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-    }
-
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
-        /* NoSuchBucket will not heal by itself */
-        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-    }
-
-    return rc;
+    return ngx_http_reductrai_http_probe(st, query, codes, err);
 }
 
 
@@ -1270,7 +835,7 @@ ngx_http_reductrai_s3_cleanup(ngx_http_reductrai_storage_t *st)
 
 static size_t
 ngx_http_reductrai_s3_object_headers(ngx_http_reductrai_storage_t *st,
-    ngx_http_reductrai_s3_req_t *req, char *buf, size_t size)
+    ngx_http_reductrai_http_req_t *req, char *buf, size_t size)
 {
     int                       n;
     char                     *p, *last;
@@ -1336,22 +901,53 @@ ngx_http_reductrai_s3_conditional(ngx_http_reductrai_s3_t *s3)
 }
 
 
+/* a write that must not replace an object, conditional where it can be */
+
 static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
-    ngx_http_reductrai_s3_req_t *req, ngx_http_reductrai_http_t **hp,
+ngx_http_reductrai_s3_write(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, ngx_http_reductrai_http_t **hp,
     ngx_http_reductrai_storage_err_t *err)
 {
-    int                              n;
-    char                             url[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
-    char                             path[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
-    char                             ekey[NGX_HTTP_REDUCTRAI_S3_URL_MAX];
-    char                             token[4096], pool[12288], date[32];
-    char                             auth[512], *p, *last;
-    size_t                           nlines, i, len;
-    const char                      *lines[NGX_HTTP_REDUCTRAI_S3_LINES + 2];
+    size_t                           n;
+    const char                      *cond;
+    ngx_http_reductrai_s3_t         *s3;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    s3 = st->data;
+    n = req->nheaders;
+
+    for ( ;; ) {
+        cond = ngx_http_reductrai_s3_conditional(s3);
+        req->nheaders = n;
+
+        if (cond != NULL) {
+            req->headers[req->nheaders++] = cond;
+        }
+
+        rc = ngx_http_reductrai_s3_request(st, req, hp, err);
+
+        if (*hp != NULL && (*hp)->status == 501 && cond != NULL && !s3->gcs) {
+            /* a store that does not know conditional writes */
+            __atomic_store_n(&s3->no_conditional, 1, __ATOMIC_RELAXED);
+            continue;
+        }
+
+        return rc;
+    }
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char                             path[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
+    char                             token[4096];
+    size_t                           i;
     ngx_http_reductrai_s3_t         *s3;
     ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_sigv4_t       sig;
+    ngx_http_reductrai_http_lines_t  lines;
     ngx_http_reductrai_storage_rc_e  rc;
 
     s3 = st->data;
@@ -1365,151 +961,53 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
         }
     }
 
-    if (req->key != NULL) {
-        if (ngx_http_reductrai_http_uri_encode(ekey, sizeof(ekey), req->key, 1)
-            == 0)
-        {
-            ngx_http_reductrai_storage_error(err, 0, "key too long");
-            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-        }
-
-        n = snprintf(path, sizeof(path), "%s/%s", s3->path, ekey);
-
-    } else {
-        n = snprintf(path, sizeof(path), "%s", s3->path[0] ? s3->path : "/");
+    rc = ngx_http_reductrai_http_open(st, req, s3->origin, s3->path, NULL,
+                                      path, hp, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
     }
 
-    if (n < 0 || (size_t) n >= sizeof(path)
-        || snprintf(url, sizeof(url), "%s%s%s%s", s3->origin, path,
-                    req->query[0] ? "?" : "", req->query)
-           >= (int) sizeof(url))
-    {
-        ngx_http_reductrai_storage_error(err, 0, "URL too long");
-        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-    }
-
-    h = ngx_http_reductrai_http_begin(&st->conf, req->method, url, err);
-    if (h == NULL) {
-        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-    }
-
-    *hp = h;
+    h = *hp;
 
     ngx_http_reductrai_http_secret(h, s3->secret_key);
     ngx_http_reductrai_http_secret(h, s3->session_token);
 
     /* the header lines, kept for our own signature when libcurl's fails */
 
-    p = pool;
-    last = pool + sizeof(pool);
-    nlines = 0;
-
-#define ngx_http_reductrai_s3_line(...)                                      \
-    do {                                                                     \
-        n = snprintf(p, (size_t) (last - p), __VA_ARGS__);                   \
-        if (n < 0 || n >= last - p                                           \
-            || nlines >= NGX_HTTP_REDUCTRAI_S3_LINES)                        \
-        {                                                                    \
-            ngx_http_reductrai_storage_error(err, 0, "headers too long");    \
-            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;                         \
-        }                                                                    \
-        lines[nlines++] = p;                                                 \
-        p += n + 1;                                                          \
-    } while (0)
+    ngx_http_reductrai_http_lines_init(&lines);
 
     if (s3->bearer == NULL) {
-        ngx_http_reductrai_s3_line("x-amz-content-sha256: %s",
-                                   req->sha256 ? req->sha256
-                                   : NGX_HTTP_REDUCTRAI_EMPTY_SHA256);
+        ngx_http_reductrai_http_line(&lines, "x-amz-content-sha256: %s",
+                                     req->sha256 ? req->sha256
+                                     : NGX_HTTP_REDUCTRAI_EMPTY_SHA256);
     }
 
     if (req->md5 != NULL) {
-        ngx_http_reductrai_s3_line("Content-MD5: %s", req->md5);
+        ngx_http_reductrai_http_line(&lines, "Content-MD5: %s", req->md5);
     }
 
     if (s3->bearer == NULL && s3->session_token != NULL) {
-        ngx_http_reductrai_s3_line("x-amz-security-token: %s",
-                                   s3->session_token);
+        ngx_http_reductrai_http_line(&lines, "x-amz-security-token: %s",
+                                     s3->session_token);
     }
 
     for (i = 0; i < req->nheaders; i++) {
-        ngx_http_reductrai_s3_line("%s", req->headers[i]);
+        ngx_http_reductrai_http_line(&lines, "%s", req->headers[i]);
     }
 
     if (s3->bearer != NULL) {
         ngx_http_reductrai_http_secret(h, token);
-        ngx_http_reductrai_s3_line("Authorization: Bearer %s", token);
+        ngx_http_reductrai_http_line(&lines, "Authorization: Bearer %s",
+                                     token);
 
     } else if (s3->access_key != NULL) {
-
-        lines[nlines] = "host: h";
-        lines[nlines + 1] = "x-amz-date: 0";
-
-        if (ngx_http_reductrai_sigv4_curl_order_ok(lines, nlines + 2)) {
-            if (curl_easy_setopt(h->curl, CURLOPT_AWS_SIGV4, s3->sigv4)
-                != CURLE_OK
-                || curl_easy_setopt(h->curl, CURLOPT_USERNAME,
-                                    s3->access_key) != CURLE_OK
-                || curl_easy_setopt(h->curl, CURLOPT_PASSWORD,
-                                    s3->secret_key) != CURLE_OK)
-            {
-                ngx_http_reductrai_storage_error(err, 0, "libcurl has no "
-                                                 "AWS SigV4 support");
-                return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-            }
-
-        } else {
-            /* signed here: libcurl 7.88 would order these headers wrong */
-
-            ngx_http_reductrai_http_amz_date(date, sizeof(date), time(NULL));
-            ngx_http_reductrai_s3_line("Host: %s", s3->host);
-            ngx_http_reductrai_s3_line("x-amz-date: %s", date);
-
-            memset(&sig, 0, sizeof(sig));
-            sig.method = req->method;
-            sig.path = path;
-            sig.query = req->query;
-            sig.headers = lines;
-            sig.nheaders = nlines;
-            sig.payload_hash = req->sha256 ? req->sha256
-                                           : NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
-            sig.access_key = s3->access_key;
-            sig.secret_key = s3->secret_key;
-            sig.region = s3->region;
-            sig.service = "s3";
-            sig.timestamp = date;
-
-            if (ngx_http_reductrai_sigv4_sign(&sig, auth, sizeof(auth))
-                != 0)
-            {
-                ngx_http_reductrai_storage_error(err, 0, "signing failed");
-                return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-            }
-
-            ngx_http_reductrai_s3_line("Authorization: %s", auth);
+        rc = ngx_http_reductrai_s3_sign(st, h, req, path, &lines, err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
         }
     }
 
-#undef ngx_http_reductrai_s3_line
-
-    for (i = 0; i < nlines; i++) {
-        if (ngx_http_reductrai_http_header(h, "%s", lines[i]) != 0) {
-            ngx_http_reductrai_storage_error(err, 0, "out of memory");
-            return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-        }
-    }
-
-    if (req->mem != NULL) {
-        ngx_http_reductrai_http_body_mem(h, req->mem, (size_t) req->length);
-
-    } else if (req->sha256 != NULL) {
-        ngx_http_reductrai_http_body_fd(h, req->fd, req->offset,
-                                        req->length);
-    }
-
-    h->window = req->window;
-
-    rc = ngx_http_reductrai_http_perform(h, err);
+    rc = ngx_http_reductrai_http_send(h, &lines, req, err);
 
     if (s3->bearer != NULL && h->status == 401) {
         /* revoked or expired early: the next attempt gets a new token */
@@ -1520,35 +1018,82 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
     if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h->status == 403
         && s3->bearer == NULL && s3->access_key == NULL)
     {
-        len = strlen(err->message);
-
-        snprintf(err->message + len, sizeof(err->message) - len,
-                 " (no credentials configured)");
+        ngx_http_reductrai_http_hint(err, "no credentials configured");
     }
 
     return rc;
 }
 
 
-static int
-ngx_http_reductrai_s3_error_code(ngx_http_reductrai_http_t *h, char *code,
-    size_t size)
+/*
+ * libcurl signs (CURLOPT_AWS_SIGV4) where it orders the signed headers
+ * right; the other requests are signed here.
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_sign(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_http_req_t *req,
+    const char *path, ngx_http_reductrai_http_lines_t *l,
+    ngx_http_reductrai_storage_err_t *err)
 {
-    const char  *pos, *t, *te;
+    char                        date[32], auth[512];
+    ngx_http_reductrai_s3_t    *s3;
+    ngx_http_reductrai_sigv4_t  sig;
 
-    pos = (char *) h->body.data;
+    s3 = st->data;
 
-    if (h->body.len == 0
-        || ngx_http_reductrai_http_xml_next(&pos, pos + h->body.len, "Code", &t,
-                                            &te)
-           != 0)
-    {
-        return -1;
+    if (l->overflow) {
+        /* sending says so */
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
     }
 
-    (void) ngx_http_reductrai_http_xml_unescape(t, te, code, size);
+    l->line[l->n] = "host: h";
+    l->line[l->n + 1] = "x-amz-date: 0";
 
-    return 0;
+    if (ngx_http_reductrai_sigv4_curl_order_ok(l->line, l->n + 2)) {
+        if (curl_easy_setopt(h->curl, CURLOPT_AWS_SIGV4, s3->sigv4)
+            != CURLE_OK
+            || curl_easy_setopt(h->curl, CURLOPT_USERNAME, s3->access_key)
+               != CURLE_OK
+            || curl_easy_setopt(h->curl, CURLOPT_PASSWORD, s3->secret_key)
+               != CURLE_OK)
+        {
+            ngx_http_reductrai_storage_error(err, 0, "libcurl has no AWS "
+                                             "SigV4 support");
+            return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+        }
+
+        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+    }
+
+    /* libcurl 7.88 would order these headers wrong */
+
+    ngx_http_reductrai_http_amz_date(date, sizeof(date), time(NULL));
+    ngx_http_reductrai_http_line(l, "Host: %s", s3->host);
+    ngx_http_reductrai_http_line(l, "x-amz-date: %s", date);
+
+    memset(&sig, 0, sizeof(sig));
+    sig.method = req->method;
+    sig.path = path;
+    sig.query = req->query;
+    sig.headers = l->line;
+    sig.nheaders = l->n;
+    sig.payload_hash = req->sha256 ? req->sha256
+                                   : NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
+    sig.access_key = s3->access_key;
+    sig.secret_key = s3->secret_key;
+    sig.region = s3->region;
+    sig.service = "s3";
+    sig.timestamp = date;
+
+    if (ngx_http_reductrai_sigv4_sign(&sig, auth, sizeof(auth)) != 0) {
+        ngx_http_reductrai_storage_error(err, 0, "signing failed");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    ngx_http_reductrai_http_line(l, "Authorization: %s", auth);
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
 }
 
 
@@ -1628,23 +1173,14 @@ ngx_http_reductrai_s3_strdup_env(const char *name)
 static void
 ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3)
 {
-    char  **secrets[] = { &s3->env_secret_key, &s3->env_session_token };
-    size_t  i;
-
-    for (i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++) {
-        if (*secrets[i] != NULL) {
-            memset(*secrets[i], 0, strlen(*secrets[i]));
-        }
-    }
-
     free(s3->origin);
     free(s3->host);
     free(s3->path);
     free(s3->region);
     free(s3->sigv4);
     free(s3->env_access_key);
-    free(s3->env_secret_key);
-    free(s3->env_session_token);
+    ngx_http_reductrai_free_secret(s3->env_secret_key);
+    ngx_http_reductrai_free_secret(s3->env_session_token);
 
     s3->origin = NULL;
     s3->host = NULL;
@@ -1688,7 +1224,8 @@ ngx_http_reductrai_sigv4_sign(const ngx_http_reductrai_sigv4_t *in,
     }
 
     /* by name; a name sorts before its longer extensions */
-    qsort(canon, in->nheaders, sizeof(char *), ngx_http_reductrai_sigv4_cmp);
+    qsort(canon, in->nheaders, sizeof(char *),
+          ngx_http_reductrai_http_header_cmp);
 
     len = strlen(in->method) + strlen(in->path) + strlen(in->query)
           + strlen(in->payload_hash) + 8;
@@ -1840,7 +1377,7 @@ ngx_http_reductrai_sigv4_curl_order_ok(const char **headers, size_t n)
     }
 
     for (i = 1; i < n; i++) {
-        if (ngx_http_reductrai_sigv4_cmp(&lines[i - 1], &lines[i]) > 0) {
+        if (ngx_http_reductrai_http_header_cmp(&lines[i - 1], &lines[i]) > 0) {
             ok = 0;
             break;
         }
@@ -1855,29 +1392,6 @@ done:
     free(lines);
 
     return ok;
-}
-
-
-static int ngx_libc_cdecl
-ngx_http_reductrai_sigv4_cmp(const void *a, const void *b)
-{
-    int          rc;
-    size_t       la, lb;
-    const char  *sa, *sb;
-
-    sa = *(const char **) a;
-    sb = *(const char **) b;
-
-    la = strcspn(sa, ":");
-    lb = strcspn(sb, ":");
-
-    rc = strncmp(sa, sb, la < lb ? la : lb);
-
-    if (rc != 0) {
-        return rc;
-    }
-
-    return la < lb ? -1 : (la > lb ? 1 : 0);
 }
 
 
