@@ -218,6 +218,7 @@ typedef struct {
     uint64_t                         accounted;   /* file bytes counted */
     int64_t                          spool_delta;
     uint64_t                         archived;
+    uint64_t                         body_bytes;  /* in the open segment */
     unsigned                         open:1;
 
     /* the event loop's */

@@ -368,11 +368,15 @@ ngx_http_reductrai_job(void *data, ngx_log_t *log)
 
     for (rec = w->batch; rec && w->error == 0; rec = rec->next) {
 
-        /* a segment never spans an hour, nor grows past its size */
+        /*
+         * A segment never spans an hour, nor grows past its size: decoded
+         * body bytes, so that a full segment is one object per
+         * reductrai_segment_size of what agents sent, metadata aside.
+         */
 
         if (w->open
             && (rec->ts_ms / NGX_HTTP_REDUCTRAI_HOUR_MS != w->id.hour
-                || w->seg.stats.raw_bytes >= rmcf->segment_size))
+                || w->body_bytes >= rmcf->segment_size))
         {
             if (ngx_http_reductrai_job_seal(w, rmcf) != 0) {
                 break;
@@ -455,6 +459,7 @@ ngx_http_reductrai_job_record(ngx_http_reductrai_writer_t *w,
 
     ngx_http_reductrai_segment_record(&w->seg, rec->ts_ms);
     w->archived += rec->decoded;
+    w->body_bytes += rec->decoded;
 }
 
 
@@ -559,6 +564,7 @@ ngx_http_reductrai_job_open(ngx_http_reductrai_writer_t *w,
     w->open = 1;
     w->accounted = 0;
     w->flushed = 0;
+    w->body_bytes = 0;
 
     /* with "fsync", the new file's name must survive a power loss too */
 
@@ -613,7 +619,12 @@ ngx_http_reductrai_job_seal(ngx_http_reductrai_writer_t *w,
                          - (w->sealed.data + w->sealed.len);
     }
 
-    ngx_http_reductrai_segment_close(&w->seg);
+    /*
+     * The compression context (about 10 MiB with the segment window) goes
+     * too: a stream that is quiet until its next segment holds none.
+     */
+
+    ngx_http_reductrai_segment_free(&w->seg);
     w->open = 0;
 
     return 0;

@@ -236,6 +236,11 @@ diag("cat: peak RSS $hwm kB over $raw raw bytes");
 
 my ($victim) = sort { $b->{size} <=> $a->{size} }
                $t->archive_objects($arch, decode => 0);
+my %others = map { $_->{id} => 1 }
+             map { @{ $_->{records} } }
+             grep { $_->{path} ne $victim->{path}
+                    && $_->{key} =~ m{^stream=other/} }
+             $t->archive_objects($arch);
 my $bytes = $t->read_file($victim->{path});
 my $mid = int((length($bytes) - 200) / 2);
 substr($bytes, $mid, 1) = chr(ord(substr($bytes, $mid, 1)) ^ 0x5a);
@@ -245,8 +250,13 @@ $r = cli('cat', $uri, '--stream', 'other');
 is($r->{rc}, 4, 'a corrupt object: exit 4');
 like($r->{err}, qr/^reductrai: cat: \Q$victim->{key}\E: corrupt object: zstd: .+\n\z/,
      'one line naming the object and zstd\'s reason');
-my $n = () = $r->{out} =~ /\n/g;
-ok($n < 402, "the other objects are still printed ($n records)");
+# zstd finds the flipped byte at the latest by the frame checksum, at the
+# end of the object: some of its lines may be printed before that
+my %printed = map { /^\{"id":"([^"]+)"/ ? ($1 => 1) : () }
+              split /\n/, $r->{out};
+is(scalar(grep { !$printed{$_} } keys %others), 0,
+   'every record of the other objects is still printed ('
+   . scalar(keys %others) . ')');
 
 $t->check_error_log;
 done_testing;

@@ -24,8 +24,6 @@ static int ngx_http_reductrai_segment_compress(
     ngx_http_reductrai_segment_t *seg, const u_char *p, size_t len,
     ZSTD_EndDirective mode);
 static int ngx_http_reductrai_segment_drain(ngx_http_reductrai_segment_t *seg);
-static int ngx_http_reductrai_write_all(int fd, const u_char *p, size_t len);
-static int ngx_http_reductrai_fsync_dir(const char *path);
 static void ngx_http_reductrai_put_le32(u_char *p, uint32_t v);
 static uint32_t ngx_http_reductrai_get_le32(const u_char *p);
 static int ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *out,
@@ -38,6 +36,9 @@ ngx_http_reductrai_segment_init(ngx_http_reductrai_segment_t *seg)
 {
     memset(seg, 0, sizeof(ngx_http_reductrai_segment_t));
     seg->fd = -1;
+    seg->window_log = NGX_HTTP_REDUCTRAI_SEGMENT_WLOG;
+    seg->long_distance = 1;
+    seg->ldm_rate = NGX_HTTP_REDUCTRAI_SEGMENT_LDM_RATE;
 }
 
 
@@ -76,6 +77,16 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
     if (ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel,
                                             level))
         || ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1))
+        || (seg->window_log
+            && ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog,
+                                                   seg->window_log)))
+        || (seg->long_distance
+            && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
+                                       ZSTD_c_enableLongDistanceMatching, 1)))
+        || (seg->long_distance && seg->ldm_rate
+            && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
+                                                   ZSTD_c_ldmHashRateLog,
+                                                   seg->ldm_rate)))
         || EVP_DigestInit_ex(seg->sha, EVP_sha256(), NULL) != 1)
     {
         errno = EINVAL;
@@ -204,7 +215,7 @@ ngx_http_reductrai_segment_seal(ngx_http_reductrai_segment_t *seg,
                                          &seg->stats);
 
     if (n == 0
-        || ngx_http_reductrai_write_all(seg->fd, trailer, n)
+        || ngx_http_reductrai_fd_write(seg->fd, trailer, n)
            != NGX_HTTP_REDUCTRAI_OK)
     {
         return NGX_HTTP_REDUCTRAI_ERROR;
@@ -227,7 +238,7 @@ ngx_http_reductrai_segment_seal(ngx_http_reductrai_segment_t *seg,
 
     memcpy(seg->path, sealed_path, len + 1);
 
-    if (sync && ngx_http_reductrai_fsync_dir(sealed_path) != 0) {
+    if (sync && ngx_http_reductrai_sync_parent(sealed_path) != 0) {
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
 
@@ -309,7 +320,7 @@ ngx_http_reductrai_segment_drain(ngx_http_reductrai_segment_t *seg)
         return NGX_HTTP_REDUCTRAI_OK;
     }
 
-    if (ngx_http_reductrai_write_all(seg->fd, seg->out, seg->out_len)
+    if (ngx_http_reductrai_fd_write(seg->fd, seg->out, seg->out_len)
         != NGX_HTTP_REDUCTRAI_OK)
     {
         return NGX_HTTP_REDUCTRAI_ERROR;
@@ -319,67 +330,6 @@ ngx_http_reductrai_segment_drain(ngx_http_reductrai_segment_t *seg)
     seg->out_len = 0;
 
     return NGX_HTTP_REDUCTRAI_OK;
-}
-
-
-static int
-ngx_http_reductrai_write_all(int fd, const u_char *p, size_t len)
-{
-    ssize_t  n;
-
-    while (len) {
-        n = write(fd, p, len);
-
-        if (n == -1) {
-            if (errno == EINTR) {
-                continue;
-            }
-
-            return NGX_HTTP_REDUCTRAI_ERROR;
-        }
-
-        p += n;
-        len -= (size_t) n;
-    }
-
-    return NGX_HTTP_REDUCTRAI_OK;
-}
-
-
-static int
-ngx_http_reductrai_fsync_dir(const char *path)
-{
-    int    fd, rc;
-    char   dir[PATH_MAX];
-    char  *slash;
-
-    if (strlen(path) >= sizeof(dir)) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-
-    strcpy(dir, path);
-
-    slash = strrchr(dir, '/');
-    if (slash == NULL) {
-        strcpy(dir, ".");
-
-    } else if (slash == dir) {
-        dir[1] = '\0';
-
-    } else {
-        *slash = '\0';
-    }
-
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd == -1) {
-        return -1;
-    }
-
-    rc = fsync(fd);
-    (void) close(fd);
-
-    return rc;
 }
 
 
