@@ -911,8 +911,12 @@ sub report {
                 my @s = map { $_->[1] } @{ $m->{rss}{$pid} };
                 next unless @s >= 8;
                 my $q = int(@s / 4);
-                my $third = sum(@s[2 * $q .. 3 * $q - 1]) / $q;
-                my $last = sum(@s[-$q .. -1]) / $q;
+                # High-water marks, not means: a sealed segment frees its
+                # encoder and the next one allocates it again, a sawtooth
+                # of several MiB whose mean depends on where a quarter
+                # cuts it; a leak raises the high-water mark.
+                my $third = max(@s[2 * $q .. 3 * $q - 1]);
+                my $last = max(@s[-$q .. -1]);
                 my $peak = max(@s);
                 my $bound = $m->{base}{$pid} * 1024 + $m->{buffer}
                             + $m->{ctx} + 16 * $MIB;
@@ -938,7 +942,7 @@ sub report {
                                  . "reductrai_buffer_size $buffer",
                                  'flat, bounded by the configuration',
                                  sprintf('peak %.0f MiB ≤ %.0f, last quarter '
-                                         . '%+.1f MiB', $v->{peak} / $MIB,
+                                         . 'high-water %+.1f MiB', $v->{peak} / $MIB,
                                          $v->{bound} / $MIB,
                                          $v->{growth} / $MIB),
                                  ok($v->{ok}) ];
@@ -954,9 +958,11 @@ sub report {
             . "`reductrai_durability async`, answered locally "
             . "(`reductrai_forward off`), wrk -c64 with 64 KiB bodies.  The "
             . "buffer fills, then the spool-full policy refuses (503) "
-            . "what does not fit.  RSS per worker in MiB: at start, mean "
-            . "of the third and of the last quarter of the run (flat: they "
-            . "differ by less than 2 MiB), peak.  "
+            . "what does not fit.  RSS per worker in MiB: at start, the "
+            . "highest in the third and in the last quarter of the run "
+            . "(flat: the last is less than 2 MiB above the third; "
+            . "highest, not mean, because each sealed segment frees its "
+            . "encoder and the next allocates it again), peak.  "
             . "Bound = RSS at start + `reductrai_buffer_size` + the zstd "
             . "-19 context (`ZSTD_estimateCStreamSize`) + 16 MiB of writer "
             . "scratch (kept up to 4 MiB per buffer).\n\n"
