@@ -62,7 +62,7 @@ typedef struct {
     int              long_distance;     /* long-distance matching */
     int              ldm_rate;          /* its hash rate log, 0: zstd's */
     char             path[PATH_MAX];
-    void            *cctx;              /* ZSTD_CCtx, kept between segments */
+    void            *cctx;              /* ZSTD_CCtx, until segment_free */
     void            *sha;               /* EVP_MD_CTX */
     u_char          *out;
     size_t           out_size;
