@@ -7,7 +7,9 @@
 # retried; one a crash interrupts is found and aborted at the next start;
 # a store that goes away and comes back; a wrong secret (403, data kept,
 # one log line per state change, no secret in the log); credentials and
-# a session token from the environment (nginx's env directive); an object
+# a session token from the environment (nginx's env directive); temporary
+# keys from a container endpoint and from instance metadata (IMDSv2), and
+# an endpoint that refuses us; an object
 # already complete is never written again; nginx -t refuses bad settings.
 
 use strict;
@@ -43,6 +45,7 @@ my $common = "endpoint=$endpoint region=us-east-1 multipart_threshold=5m "
 sub config {
     my (%o) = @_;
     my $creds = $o{creds} // "access_key=$AK secret_key_file=%%DIR%%/secret";
+    my $extra = $o{http} // '';
 
     $t->reductrai_config(
         main => $o{main} // '',
@@ -51,7 +54,7 @@ sub config {
             instance     => 'inst-a',
             segment_size => '32m',
         },
-        http => <<'EOT',
+        http => <<'EOT' . $extra,
     map $uri $rdx_stream {
         ~^/api/v2/logs  logs;
         ~^/blob         blobs;
@@ -466,6 +469,119 @@ for my $p (@puts) {
     like($sig->{Credential}, qr{^\Q$AK\E/}, '... with the key from the env');
 }
 ok(index($t->error_log, 'FwoGZXIvYXdzEXAMPLE') < 0, 'no token in error.log');
+
+
+# --- temporary credentials: a container endpoint, instance metadata ------
+#
+# The same nginx serves both endpoints on another port, and refuses any
+# request without the right Authorization or IMDSv2 session token: an
+# upload that succeeds fetched its keys the way ECS, EKS Pod Identity and
+# EC2 hand them out.
+
+my $TMP_TOKEN = 'IQoJb3JpZ2luX2VjEXAMPLEtemporary';
+my $creds_json = qq({"AccessKeyId":"$AK","SecretAccessKey":"$SK",)
+               . qq("Token":"$TMP_TOKEN","Expiration":"2099-01-01T00:00:00Z"});
+(my $creds_conf = $creds_json) =~ s/"/\\"/g;
+
+my $creds_server = <<"EOT";
+    server {
+        listen 127.0.0.1:%%PORT_creds%%;
+
+        location = /v1/credentials {
+            if (\$http_authorization != "rdx-pod-identity-token") {
+                return 401;
+            }
+            default_type application/json;
+            return 200 "$creds_conf";
+        }
+
+        location = /latest/api/token {
+            if (\$request_method != PUT) {
+                return 405;
+            }
+            if (\$http_x_aws_ec2_metadata_token_ttl_seconds = "") {
+                return 400;
+            }
+            return 200 "rdx-imds-session";
+        }
+
+        location = /latest/meta-data/iam/security-credentials/ {
+            if (\$http_x_aws_ec2_metadata_token != "rdx-imds-session") {
+                return 401;
+            }
+            return 200 "rdx-role\n";
+        }
+
+        location = /latest/meta-data/iam/security-credentials/rdx-role {
+            if (\$http_x_aws_ec2_metadata_token != "rdx-imds-session") {
+                return 401;
+            }
+            default_type application/json;
+            return 200 "$creds_conf";
+        }
+    }
+EOT
+
+$t->write_file('pod-token', "rdx-pod-identity-token\n");
+
+my @temporary = (
+    [ 'the container endpoint',
+      "env AWS_CONTAINER_CREDENTIALS_FULL_URI="
+      . "http://127.0.0.1:%%PORT_creds%%/v1/credentials;\n"
+      . "env AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%%DIR%%/pod-token;" ],
+    [ 'instance metadata (IMDSv2)',
+      "env AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:%%PORT_creds%%;" ],
+);
+
+for my $case (@temporary) {
+    my ($what, $env) = @$case;
+
+    config(creds => '', main => $env, http => $creds_server);
+    $t->reload;
+    $mark = $s3->mark;
+
+    my $rid = "tmp-$what";
+    $rid =~ s/\W+/-/g;
+    is(send_json('/api/v2/series', $rid), 202, "$what: acknowledged");
+    ok(wait_rids("the record signed with keys from $what", $rid),
+       "$what: uploaded with temporary keys");
+    @puts = grep { $_->{method} eq 'PUT' } $s3->requests(since => $mark);
+    ok(@puts >= 1, "$what: PUT seen");
+    for my $p (@puts) {
+        my $sig = RdxStorage::sigv4_parts($p->{headers}{authorization});
+        is($p->{headers}{'x-amz-security-token'}, $TMP_TOKEN,
+           "$what: the temporary session token is sent");
+        like($sig->{SignedHeaders}, qr/;x-amz-security-token(;|$)/,
+             '... and signed');
+    }
+    my $log = $t->error_log;
+    ok(index($log, $TMP_TOKEN) < 0 && index($log, $SK) < 0,
+       "$what: no key or token in error.log");
+}
+
+# an endpoint that refuses us: the data waits in the spool, the log says why
+
+$t->write_file('pod-token', "not-the-token\n");
+config(creds => '', main => $temporary[0][1], http => $creds_server);
+$log_mark = $t->log_mark;
+$t->reload;
+
+is(send_json('/api/v2/series', 'tmp-refused'), 202,
+   'refused credentials: still acknowledged');
+ok(wait_for(sub {
+       $t->grep_log(qr/credentials: HTTP 401/, since => $log_mark)
+   }, 20, 'the refusal logged'),
+   'the log names the credentials endpoint and its answer');
+ok(wait_for(sub { $t->grep_log(qr/credentials: HTTP 401/, since => $log_mark)
+                  >= 1 && spool_segments() >= 1 }, 10, 'a segment'),
+   'the segment waits in the spool');
+sleep 2;    # sealed after 1 s, and refused again
+ok(!grep({ ($_->{body}{rid} // '') eq 'tmp-refused' } records()),
+   '... and is not in the store');
+
+$t->write_file('pod-token', "rdx-pod-identity-token\n");
+ok(wait_rids('the record kept while the endpoint refused us', 'tmp-refused'),
+   'the keys are fetched again and the record arrives');
 
 
 # --- a complete object is never written again ------------------------------

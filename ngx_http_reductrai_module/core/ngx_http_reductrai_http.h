@@ -398,6 +398,37 @@ char *ngx_http_reductrai_gcs_jwt(ngx_http_reductrai_gcs_key_t *key,
     time_t now, const char *scope);
 
 
+/*
+ * AWS temporary credentials (ngx_http_reductrai_aws_creds.c): the container
+ * endpoint (ECS, EKS Pod Identity), else with imds the EC2 instance
+ * metadata service.  create() returns NULL with err "" when the
+ * environment names neither.
+ */
+
+typedef struct ngx_http_reductrai_aws_creds_s  ngx_http_reductrai_aws_creds_t;
+
+typedef struct {
+    char                 access_key[128];
+    char                 secret_key[128];
+    char                 session_token[4096];     /* "" if none */
+} ngx_http_reductrai_aws_keys_t;
+
+ngx_http_reductrai_aws_creds_t *ngx_http_reductrai_aws_creds_create(
+    const ngx_http_reductrai_storage_conf_t *conf, int imds, char *err,
+    size_t errlen);
+/* where the keys come from, for messages */
+const char *ngx_http_reductrai_aws_creds_source(
+    ngx_http_reductrai_aws_creds_t *c);
+/* a copy of the current keys; thread-safe, fetches them when due */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_creds_get(
+    ngx_http_reductrai_aws_creds_t *c, ngx_http_reductrai_aws_keys_t *keys,
+    ngx_http_reductrai_storage_err_t *err);
+/* the store refused them: fetch again before the next request */
+void ngx_http_reductrai_aws_creds_expire(ngx_http_reductrai_aws_creds_t *c);
+void ngx_http_reductrai_aws_creds_free(ngx_http_reductrai_aws_creds_t *c);
+void ngx_http_reductrai_aws_keys_clear(ngx_http_reductrai_aws_keys_t *keys);
+
+
 /* backends for the table in ngx_http_reductrai_storage.c */
 
 extern const ngx_http_reductrai_storage_backend_t

@@ -275,6 +275,31 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
 /* wiped before its memory goes back to the allocator */
 
 void
+ngx_http_reductrai_storage_error_prefix(ngx_http_reductrai_storage_err_t *err,
+    const char *what)
+{
+    size_t  w, len, room;
+
+    w = strlen(what) + 2;
+    room = sizeof(err->message) - 1;
+
+    if (w >= room) {
+        return;
+    }
+
+    /* the message's tail gives way, as snprintf() would cut it */
+
+    len = strnlen(err->message, room);
+    len = len < room - w ? len : room - w;
+
+    memmove(err->message + w, err->message, len);
+    memcpy(err->message, what, w - 2);
+    memcpy(err->message + w - 2, ": ", 2);
+    err->message[w + len] = '\0';
+}
+
+
+void
 ngx_http_reductrai_free_secret(char *secret)
 {
     if (secret != NULL) {

@@ -139,6 +139,9 @@ size_t ngx_http_reductrai_storage_path(ngx_http_reductrai_storage_t *st,
 
 void ngx_http_reductrai_storage_error(ngx_http_reductrai_storage_err_t *err,
     long status, const char *fmt, ...);
+/* puts "what: " before the message, which says what failed */
+void ngx_http_reductrai_storage_error_prefix(
+    ngx_http_reductrai_storage_err_t *err, const char *what);
 
 /* reads a whole small file (a key or a secret), trailing newline dropped */
 char *ngx_http_reductrai_read_secret_file(const char *path, char *err,

@@ -474,12 +474,7 @@ ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
                                              d ? d : "");
 
         } else {
-            len = strlen(err->message);
-            memmove(err->message + 16, err->message,
-                    len + 17 > sizeof(err->message)
-                    ? sizeof(err->message) - 17 : len + 1);
-            memcpy(err->message, "token endpoint: ", 16);
-            err->message[sizeof(err->message) - 1] = '\0';
+            ngx_http_reductrai_storage_error_prefix(err, "token endpoint");
         }
 
         ngx_http_reductrai_http_scrub(err->message, jwt);

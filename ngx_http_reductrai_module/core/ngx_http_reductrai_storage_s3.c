@@ -50,6 +50,7 @@ typedef struct {
     char                           *env_access_key;
     char                           *env_secret_key;
     char                           *env_session_token;
+    ngx_http_reductrai_aws_creds_t *creds;            /* or temporary */
 
     unsigned                        gcs:1;
     unsigned                        virtual_style:1;
@@ -106,10 +107,17 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_write(
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_request(
     ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
     ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_keys(
+    ngx_http_reductrai_s3_t *s3, ngx_http_reductrai_aws_keys_t *keys,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_request_keyed(
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
+    ngx_http_reductrai_aws_keys_t *keys, char *token,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_sign(
     ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_t *h,
     ngx_http_reductrai_http_req_t *req, const char *path,
-    ngx_http_reductrai_http_lines_t *l,
+    ngx_http_reductrai_aws_keys_t *keys, ngx_http_reductrai_http_lines_t *l,
     ngx_http_reductrai_storage_err_t *err);
 static int ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
     const char *endpoint, char *err, size_t errlen);
@@ -294,6 +302,20 @@ ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st, char *err,
                                                        "AWS_SESSION_TOKEN");
                 s3->session_token = s3->env_session_token;
             }
+        }
+    }
+
+    /*
+     * Else temporary keys, as the AWS SDKs find them: a container's
+     * endpoint, or on AWS itself (no endpoint=) the instance's role.
+     */
+
+    if (s3->bearer == NULL && s3->access_key == NULL && !s3->gcs) {
+        s3->creds = ngx_http_reductrai_aws_creds_create(&st->conf,
+                                                   st->conf.endpoint == NULL,
+                                                   err, errlen);
+        if (s3->creds == NULL && err[0] != '\0') {
+            return -1;
         }
     }
 
@@ -942,12 +964,9 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_http_req_t *req, ngx_http_reductrai_http_t **hp,
     ngx_http_reductrai_storage_err_t *err)
 {
-    char                             path[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
     char                             token[4096];
-    size_t                           i;
     ngx_http_reductrai_s3_t         *s3;
-    ngx_http_reductrai_http_t       *h;
-    ngx_http_reductrai_http_lines_t  lines;
+    ngx_http_reductrai_aws_keys_t    keys;
     ngx_http_reductrai_storage_rc_e  rc;
 
     s3 = st->data;
@@ -961,6 +980,74 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
         }
     }
 
+    rc = ngx_http_reductrai_s3_keys(s3, &keys, err);
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        return rc;
+    }
+
+    rc = ngx_http_reductrai_s3_request_keyed(st, req, &keys, token, hp, err);
+
+    ngx_http_reductrai_aws_keys_clear(&keys);
+
+    return rc;
+}
+
+
+/* the keys of this request: the configured ones, or the current temporary */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_keys(ngx_http_reductrai_s3_t *s3,
+    ngx_http_reductrai_aws_keys_t *keys, ngx_http_reductrai_storage_err_t *err)
+{
+    if (s3->creds != NULL) {
+        /* also before the handle is taken */
+        return ngx_http_reductrai_aws_creds_get(s3->creds, keys, err);
+    }
+
+    keys->access_key[0] = '\0';
+    keys->secret_key[0] = '\0';
+    keys->session_token[0] = '\0';
+
+    if (s3->access_key != NULL
+        && (strlen(s3->access_key) >= sizeof(keys->access_key)
+            || strlen(s3->secret_key) >= sizeof(keys->secret_key)
+            || (s3->session_token != NULL
+                && strlen(s3->session_token)
+                   >= sizeof(keys->session_token))))
+    {
+        ngx_http_reductrai_storage_error(err, 0, "access key, secret key "
+                                         "or session token too long");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    if (s3->access_key != NULL) {
+        strcpy(keys->access_key, s3->access_key);
+        strcpy(keys->secret_key, s3->secret_key);
+    }
+
+    if (s3->session_token != NULL) {
+        strcpy(keys->session_token, s3->session_token);
+    }
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_s3_request_keyed(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, ngx_http_reductrai_aws_keys_t *keys,
+    char *token, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char                             path[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
+    size_t                           i;
+    ngx_http_reductrai_s3_t         *s3;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_http_lines_t  lines;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    s3 = st->data;
+
     rc = ngx_http_reductrai_http_open(st, req, s3->origin, s3->path, NULL,
                                       path, hp, err);
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
@@ -969,8 +1056,8 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
 
     h = *hp;
 
-    ngx_http_reductrai_http_secret(h, s3->secret_key);
-    ngx_http_reductrai_http_secret(h, s3->session_token);
+    ngx_http_reductrai_http_secret(h, keys->secret_key);
+    ngx_http_reductrai_http_secret(h, keys->session_token);
 
     /* the header lines, kept for our own signature when libcurl's fails */
 
@@ -986,9 +1073,9 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
         ngx_http_reductrai_http_line(&lines, "Content-MD5: %s", req->md5);
     }
 
-    if (s3->bearer == NULL && s3->session_token != NULL) {
+    if (s3->bearer == NULL && keys->session_token[0] != '\0') {
         ngx_http_reductrai_http_line(&lines, "x-amz-security-token: %s",
-                                     s3->session_token);
+                                     keys->session_token);
     }
 
     for (i = 0; i < req->nheaders; i++) {
@@ -1000,8 +1087,8 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
         ngx_http_reductrai_http_line(&lines, "Authorization: Bearer %s",
                                      token);
 
-    } else if (s3->access_key != NULL) {
-        rc = ngx_http_reductrai_s3_sign(st, h, req, path, &lines, err);
+    } else if (keys->access_key[0] != '\0') {
+        rc = ngx_http_reductrai_s3_sign(st, h, req, path, keys, &lines, err);
         if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
             return rc;
         }
@@ -1015,8 +1102,13 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
         rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 
+    if (s3->creds != NULL && h->status == 403) {
+        /* rotated or revoked: the next attempt fetches them again */
+        ngx_http_reductrai_aws_creds_expire(s3->creds);
+    }
+
     if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h->status == 403
-        && s3->bearer == NULL && s3->access_key == NULL)
+        && s3->bearer == NULL && keys->access_key[0] == '\0')
     {
         ngx_http_reductrai_http_hint(err, "no credentials configured");
     }
@@ -1033,8 +1125,8 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
 static ngx_http_reductrai_storage_rc_e
 ngx_http_reductrai_s3_sign(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_http_req_t *req,
-    const char *path, ngx_http_reductrai_http_lines_t *l,
-    ngx_http_reductrai_storage_err_t *err)
+    const char *path, ngx_http_reductrai_aws_keys_t *keys,
+    ngx_http_reductrai_http_lines_t *l, ngx_http_reductrai_storage_err_t *err)
 {
     char                        date[32], auth[512];
     ngx_http_reductrai_s3_t    *s3;
@@ -1053,9 +1145,9 @@ ngx_http_reductrai_s3_sign(ngx_http_reductrai_storage_t *st,
     if (ngx_http_reductrai_sigv4_curl_order_ok(l->line, l->n + 2)) {
         if (curl_easy_setopt(h->curl, CURLOPT_AWS_SIGV4, s3->sigv4)
             != CURLE_OK
-            || curl_easy_setopt(h->curl, CURLOPT_USERNAME, s3->access_key)
+            || curl_easy_setopt(h->curl, CURLOPT_USERNAME, keys->access_key)
                != CURLE_OK
-            || curl_easy_setopt(h->curl, CURLOPT_PASSWORD, s3->secret_key)
+            || curl_easy_setopt(h->curl, CURLOPT_PASSWORD, keys->secret_key)
                != CURLE_OK)
         {
             ngx_http_reductrai_storage_error(err, 0, "libcurl has no AWS "
@@ -1080,8 +1172,8 @@ ngx_http_reductrai_s3_sign(ngx_http_reductrai_storage_t *st,
     sig.nheaders = l->n;
     sig.payload_hash = req->sha256 ? req->sha256
                                    : NGX_HTTP_REDUCTRAI_EMPTY_SHA256;
-    sig.access_key = s3->access_key;
-    sig.secret_key = s3->secret_key;
+    sig.access_key = keys->access_key;
+    sig.secret_key = keys->secret_key;
     sig.region = s3->region;
     sig.service = "s3";
     sig.timestamp = date;
@@ -1181,6 +1273,7 @@ ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3)
     free(s3->env_access_key);
     ngx_http_reductrai_free_secret(s3->env_secret_key);
     ngx_http_reductrai_free_secret(s3->env_session_token);
+    ngx_http_reductrai_aws_creds_free(s3->creds);
 
     s3->origin = NULL;
     s3->host = NULL;
@@ -1190,6 +1283,7 @@ ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3)
     s3->env_access_key = NULL;
     s3->env_secret_key = NULL;
     s3->env_session_token = NULL;
+    s3->creds = NULL;
 }
 
 
