@@ -172,7 +172,6 @@ struct ngx_http_reductrai_record_s {
     size_t                           head_len;
     u_char                          *body;        /* in-memory parts */
     size_t                           size;        /* whole body */
-    size_t                           mem;         /* bytes held in memory */
     size_t                           cost;        /* against buffer_size */
     ngx_fd_t                         fd;          /* or NGX_INVALID_FILE */
     ngx_uint_t                       npieces;
@@ -191,7 +190,6 @@ struct ngx_http_reductrai_ctx_s {
     ngx_uint_t                       slot;
     ngx_str_t                        id;
     unsigned                         forward:1;
-    unsigned                         archived:1;
     unsigned                         bypassed:1;
 };
 
@@ -199,7 +197,6 @@ struct ngx_http_reductrai_ctx_s {
 /* encode jobs of one stream in one worker */
 
 typedef struct {
-    ngx_uint_t                       slot;
     u_char                           name[NGX_HTTP_REDUCTRAI_STREAM_MAX + 1];
     ngx_thread_task_t               *task;
 
@@ -224,7 +221,6 @@ typedef struct {
     /* the event loop's */
     ngx_http_reductrai_record_t     *pending;
     ngx_http_reductrai_record_t    **pending_last;
-    ngx_uint_t                       npending;
     unsigned                         busy:1;
     unsigned                         seal_requested:1;
 } ngx_http_reductrai_writer_t;
@@ -248,8 +244,6 @@ u_char *ngx_http_reductrai_next_id(u_char *p);
 ngx_uint_t ngx_http_reductrai_buffer_full(size_t size);
 ngx_uint_t ngx_http_reductrai_buffer_pressed(void);
 ngx_uint_t ngx_http_reductrai_spool_failing(void);
-void ngx_http_reductrai_writer_tick(ngx_int_t exiting);
-ngx_uint_t ngx_http_reductrai_writer_idle(void);
 void ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec);
 ngx_http_reductrai_main_conf_t *ngx_http_reductrai_worker_conf(void);
 const char *ngx_http_reductrai_spool_path(void);
@@ -279,7 +273,6 @@ char *ngx_http_reductrai_health(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_reductrai_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-ngx_int_t ngx_http_reductrai_log_handler(ngx_http_request_t *r);
 char *ngx_http_reductrai_health_merge(ngx_conf_t *cf,
     ngx_http_reductrai_loc_conf_t *prev, ngx_http_reductrai_loc_conf_t *conf);
 

@@ -52,6 +52,7 @@ static ngx_int_t ngx_http_reductrai_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body, ngx_uint_t retry);
 static ngx_int_t ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
     ngx_http_variable_value_t *v, uintptr_t data);
+static ngx_int_t ngx_http_reductrai_log_handler(ngx_http_request_t *r);
 
 
 static ngx_str_t  ngx_http_reductrai_refused_body =
@@ -362,7 +363,6 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     if (rmcf->durability == NGX_HTTP_REDUCTRAI_ASYNC) {
         /* answered before written: if the write fails, that is a loss */
         rec->acked = 1;
-        ctx->archived = 1;
         ngx_http_reductrai_proceed(r, ctx);
         return;
     }
@@ -407,7 +407,6 @@ ngx_http_reductrai_commit_done(ngx_http_reductrai_record_t *rec, ngx_int_t ok)
         /* archived (or not), but nobody to answer or forward for */
 
     } else if (ok) {
-        ctx->archived = 1;
         ngx_http_reductrai_proceed(r, ctx);
 
     } else {
@@ -686,7 +685,6 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
                     - rec->head;
 
     rec->body = rec->head + head;
-    rec->mem = mem;
     rec->npieces = npieces;
     rec->pieces = npieces ? (ngx_http_reductrai_piece_t *) (rec->body + mem)
                           : NULL;
@@ -776,7 +774,6 @@ ngx_http_reductrai_record_meta(ngx_http_request_t *r,
     u_char                          *uri;
     size_t                           len;
     ngx_str_t                        key;
-    ngx_table_elt_t                 *e;
     ngx_http_reductrai_shm_t        *sh;
     ngx_http_variable_value_t       *vv;
     ngx_http_reductrai_main_conf_t  *rmcf;
@@ -856,8 +853,6 @@ ngx_http_reductrai_record_meta(ngx_http_request_t *r,
     }
 
     meta->forwarded = ctx->forward;
-
-    (void) e;
 
 #undef ngx_http_reductrai_set
 #undef ngx_http_reductrai_set_header
@@ -998,7 +993,7 @@ ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
 
 /* the vendor's answer to forwarded requests, by class */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_reductrai_log_handler(ngx_http_request_t *r)
 {
     ngx_uint_t                  class, status, n;

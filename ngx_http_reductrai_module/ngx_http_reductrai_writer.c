@@ -52,6 +52,8 @@ static void ngx_http_reductrai_job_abandon(ngx_http_reductrai_writer_t *w);
 static void ngx_http_reductrai_job_account(ngx_http_reductrai_writer_t *w);
 static void ngx_http_reductrai_job_done(ngx_event_t *ev);
 static void ngx_http_reductrai_spool_result(ngx_log_t *log, int error);
+static void ngx_http_reductrai_writer_tick(ngx_int_t exiting);
+static ngx_uint_t ngx_http_reductrai_writer_idle(void);
 static void ngx_http_reductrai_tick(ngx_event_t *ev);
 
 
@@ -113,7 +115,6 @@ ngx_http_reductrai_writer_init_process(ngx_cycle_t *cycle)
     for (i = 0; i < NGX_HTTP_REDUCTRAI_SLOTS; i++) {
         w = &wk->writers[i];
 
-        w->slot = i;
         w->pending_last = &w->pending;
         ngx_http_reductrai_segment_init(&w->seg);
 
@@ -248,7 +249,6 @@ ngx_http_reductrai_submit(ngx_http_reductrai_record_t *rec, ngx_uint_t slot,
     rec->next = NULL;
     *w->pending_last = rec;
     w->pending_last = &rec->next;
-    w->npending++;
 
     ngx_http_reductrai_worker.buffered += rec->cost;
 
@@ -311,7 +311,6 @@ ngx_http_reductrai_job_start(ngx_http_reductrai_writer_t *w)
     w->batch = w->pending;
     w->pending = *last;
     *last = NULL;
-    w->npending -= n;
 
     if (w->pending == NULL) {
         w->pending_last = &w->pending;
@@ -332,7 +331,6 @@ ngx_http_reductrai_job_start(ngx_http_reductrai_writer_t *w)
             }
 
             w->pending = w->batch;
-            w->npending += n;
             w->batch = NULL;
         }
 
@@ -770,7 +768,7 @@ ngx_http_reductrai_spool_failing(void)
 }
 
 
-void
+static void
 ngx_http_reductrai_writer_tick(ngx_int_t exiting)
 {
     int64_t                          now;
@@ -803,7 +801,7 @@ ngx_http_reductrai_writer_tick(ngx_int_t exiting)
 }
 
 
-ngx_uint_t
+static ngx_uint_t
 ngx_http_reductrai_writer_idle(void)
 {
     ngx_uint_t                    i;
