@@ -1009,7 +1009,7 @@ ngx_http_reductrai_log_handler(ngx_http_request_t *r)
     }
 
     sh = ngx_http_reductrai_shm();
-    class = NGX_HTTP_REDUCTRAI_CLASS_ERROR;
+    status = 0;
 
     if (r->upstream_states != NULL && r->upstream_states->nelts > 0) {
         n = r->upstream_states->nelts;
@@ -1017,24 +1017,20 @@ ngx_http_reductrai_log_handler(ngx_http_request_t *r)
         state = &state[n - 1];
 
         /* no header from the vendor: nginx made up the 502 or 504 */
-        if (state->peer != NULL && state->header_time != (ngx_msec_t) -1
-            && state->status >= 100)
-        {
+        if (state->peer != NULL && state->header_time != (ngx_msec_t) -1) {
             status = state->status;
-            class = status < 300 ? NGX_HTTP_REDUCTRAI_CLASS_2XX
-                    : status < 400 ? NGX_HTTP_REDUCTRAI_CLASS_3XX
-                    : status < 500 ? NGX_HTTP_REDUCTRAI_CLASS_4XX
-                    : NGX_HTTP_REDUCTRAI_CLASS_5XX;
         }
 
-    } else if (r->upstream == NULL && r->headers_out.status >= 100) {
+    } else if (r->upstream == NULL) {
         /* a content handler of another kind answered itself */
         status = r->headers_out.status;
-        class = status < 300 ? NGX_HTTP_REDUCTRAI_CLASS_2XX
-                : status < 400 ? NGX_HTTP_REDUCTRAI_CLASS_3XX
-                : status < 500 ? NGX_HTTP_REDUCTRAI_CLASS_4XX
-                : NGX_HTTP_REDUCTRAI_CLASS_5XX;
     }
+
+    class = status < 100 ? NGX_HTTP_REDUCTRAI_CLASS_ERROR
+            : status < 300 ? NGX_HTTP_REDUCTRAI_CLASS_2XX
+            : status < 400 ? NGX_HTTP_REDUCTRAI_CLASS_3XX
+            : status < 500 ? NGX_HTTP_REDUCTRAI_CLASS_4XX
+            : NGX_HTTP_REDUCTRAI_CLASS_5XX;
 
     (void) ngx_atomic_fetch_add(&sh->streams[ctx->slot].upstream[class], 1);
 
