@@ -681,7 +681,19 @@ ngx_http_reductrai_job_done(ngx_event_t *ev)
                                                      : w->seal_error);
 
     (void) ngx_atomic_fetch_add(&sh->bytes_archived, w->archived);
-    (void) ngx_atomic_fetch_add(&sh->spool_bytes, w->spool_delta);
+
+    /*
+     * An abandoned segment takes back all its bytes, which a scan that
+     * reset the gauge meanwhile may have counted smaller: never wrap.
+     */
+
+    if (w->spool_delta >= 0) {
+        (void) ngx_atomic_fetch_add(&sh->spool_bytes, w->spool_delta);
+
+    } else {
+        ngx_http_reductrai_gauge_sub(&sh->spool_bytes,
+                                     (ngx_atomic_uint_t) -w->spool_delta);
+    }
 
     p = w->sealed.data;
     end = p + w->sealed.len;
