@@ -275,6 +275,8 @@ char *ngx_http_reductrai_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 char *ngx_http_reductrai_health_merge(ngx_conf_t *cf,
     ngx_http_reductrai_loc_conf_t *prev, ngx_http_reductrai_loc_conf_t *conf);
+ngx_int_t ngx_http_reductrai_status_send(ngx_http_request_t *r,
+    ngx_uint_t status, ngx_str_t *type, ngx_buf_t *b);
 
 
 #endif /* _NGX_HTTP_REDUCTRAI_MODULE_H_INCLUDED_ */

@@ -24,8 +24,6 @@ static ngx_int_t ngx_http_reductrai_peers_state(
 static ngx_int_t ngx_http_reductrai_status_prologue(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_reductrai_ready(void);
 static const char *ngx_http_reductrai_storage_name(ngx_uint_t state);
-static ngx_int_t ngx_http_reductrai_status_send(ngx_http_request_t *r,
-    ngx_uint_t status, ngx_str_t *type, ngx_buf_t *b);
 static u_char *ngx_http_reductrai_metric(u_char *p, const char *name,
     const char *type, const char *help);
 
@@ -541,7 +539,9 @@ ngx_http_reductrai_metric(u_char *p, const char *name, const char *type,
 }
 
 
-static ngx_int_t
+/* the answer in one buffer, as stub_status sends it; also the tap's */
+
+ngx_int_t
 ngx_http_reductrai_status_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *type, ngx_buf_t *b)
 {

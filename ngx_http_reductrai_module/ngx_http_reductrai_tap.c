@@ -566,15 +566,9 @@ static ngx_int_t
 ngx_http_reductrai_send(ngx_http_request_t *r, ngx_uint_t status,
     ngx_str_t *body, ngx_uint_t retry)
 {
-    ngx_int_t         rc;
     ngx_buf_t        *b;
-    ngx_chain_t       out;
+    ngx_str_t         type;
     ngx_table_elt_t  *h;
-
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = body->len;
-    ngx_str_set(&r->headers_out.content_type, "application/json");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
 
     if (retry) {
         h = ngx_list_push(&r->headers_out.headers);
@@ -590,11 +584,6 @@ ngx_http_reductrai_send(ngx_http_request_t *r, ngx_uint_t status,
         ngx_str_set(&h->value, NGX_HTTP_REDUCTRAI_RETRY_AFTER);
     }
 
-    if (body->len == 0) {
-        r->header_only = 1;
-        return ngx_http_send_header(r);
-    }
-
     b = ngx_calloc_buf(r->pool);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -603,19 +592,14 @@ ngx_http_reductrai_send(ngx_http_request_t *r, ngx_uint_t status,
     b->pos = body->data;
     b->last = body->data + body->len;
     b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
 
-    out.buf = b;
-    out.next = NULL;
-
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
+    if (body->len == 0) {
+        r->header_only = 1;
     }
 
-    return ngx_http_output_filter(r, &out);
+    ngx_str_set(&type, "application/json");
+
+    return ngx_http_reductrai_status_send(r, status, &type, b);
 }
 
 
