@@ -404,7 +404,7 @@ static ngx_int_t
 ngx_http_reductrai_check_spool(ngx_conf_t *cf,
     ngx_http_reductrai_main_conf_t *rmcf)
 {
-    u_char      *parent;
+    u_char      *p;
     ngx_err_t    err;
     ngx_path_t  *path;
 
@@ -429,19 +429,22 @@ ngx_http_reductrai_check_spool(ngx_conf_t *cf,
         return NGX_ERROR;
     }
 
+    /* the workers and their threads use it as a C string */
+
+    p = ngx_pnalloc(cf->pool, rmcf->spool.len + 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(p, rmcf->spool.data, rmcf->spool.len);
+    p[rmcf->spool.len] = '\0';
+    rmcf->spool.data = p;
+
     if (!rmcf->tapped && rmcf->storage == NULL) {
         return NGX_OK;
     }
 
-    parent = ngx_pnalloc(cf->pool, rmcf->spool.len + 1);
-    if (parent == NULL) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(parent, rmcf->spool.data, rmcf->spool.len);
-    parent[rmcf->spool.len] = '\0';
-
-    err = ngx_create_full_path(parent, 0755);
+    err = ngx_create_full_path(rmcf->spool.data, 0755);
     if (err != 0) {
         ngx_log_error(NGX_LOG_EMERG, cf->log, err,
                       "cannot create the parents of \"reductrai_spool\" "

@@ -33,7 +33,6 @@ typedef struct {
     int64_t                          spool_retry_ms;
     int64_t                          buffer_refused_ms;
     ngx_event_t                      tick;
-    char                             spool[NGX_MAX_PATH];
     ngx_http_reductrai_writer_t      writers[NGX_HTTP_REDUCTRAI_SLOTS];
 } ngx_http_reductrai_worker_t;
 
@@ -71,7 +70,7 @@ ngx_http_reductrai_worker_conf(void)
 const char *
 ngx_http_reductrai_spool_path(void)
 {
-    return ngx_http_reductrai_worker.spool;
+    return (const char *) ngx_http_reductrai_worker_conf()->spool.data;
 }
 
 
@@ -89,24 +88,12 @@ ngx_http_reductrai_now_ms(void)
 ngx_int_t
 ngx_http_reductrai_writer_init_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                       i;
-    ngx_thread_task_t               *task;
-    ngx_http_reductrai_worker_t     *wk;
-    ngx_http_reductrai_writer_t     *w;
-    ngx_http_reductrai_main_conf_t  *rmcf;
+    ngx_uint_t                    i;
+    ngx_thread_task_t            *task;
+    ngx_http_reductrai_worker_t  *wk;
+    ngx_http_reductrai_writer_t  *w;
 
     wk = &ngx_http_reductrai_worker;
-    rmcf = ngx_http_cycle_get_module_main_conf(cycle,
-                                               ngx_http_reductrai_module);
-
-    if (rmcf->spool.len >= sizeof(wk->spool)) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "reductrai_spool path is too long");
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(wk->spool, rmcf->spool.data, rmcf->spool.len);
-    wk->spool[rmcf->spool.len] = '\0';
 
     wk->log = cycle->log;
     wk->pid = ngx_pid;
@@ -538,7 +525,7 @@ ngx_http_reductrai_job_open(ngx_http_reductrai_writer_t *w,
     id.seq = w->seq + 1;
     id.first_ms = ts_ms;
 
-    len = ngx_sprintf((u_char *) path, "%s/", wk->spool) - (u_char *) path;
+    len = ngx_sprintf((u_char *) path, "%V/", &rmcf->spool) - (u_char *) path;
 
     if (ngx_http_reductrai_spool_name(path + len, sizeof(path) - len, &id,
                                       NGX_HTTP_REDUCTRAI_SPOOL_OPEN)
@@ -567,7 +554,7 @@ ngx_http_reductrai_job_open(ngx_http_reductrai_writer_t *w,
     /* with "fsync", the new file's name must survive a power loss too */
 
     if (rmcf->durability == NGX_HTTP_REDUCTRAI_FSYNC
-        && ngx_http_reductrai_sync_dir(wk->spool) != 0)
+        && ngx_http_reductrai_sync_dir((char *) rmcf->spool.data) != 0)
     {
         w->error = errno;
         ngx_http_reductrai_job_abandon(w);
@@ -582,13 +569,10 @@ static int
 ngx_http_reductrai_job_seal(ngx_http_reductrai_writer_t *w,
     ngx_http_reductrai_main_conf_t *rmcf)
 {
-    char                         path[NGX_MAX_PATH];
-    size_t                       len, dir;
-    ngx_http_reductrai_worker_t *wk;
+    char    path[NGX_MAX_PATH];
+    size_t  len, dir;
 
-    wk = &ngx_http_reductrai_worker;
-
-    dir = ngx_sprintf((u_char *) path, "%s/", wk->spool) - (u_char *) path;
+    dir = ngx_sprintf((u_char *) path, "%V/", &rmcf->spool) - (u_char *) path;
 
     len = ngx_http_reductrai_spool_name(path + dir, sizeof(path) - dir,
                                         &w->id,
@@ -751,7 +735,7 @@ ngx_http_reductrai_spool_result(ngx_log_t *log, int error)
             wk->spool_failing = 0;
             ngx_log_error(NGX_LOG_NOTICE, log, 0,
                           "reductrai: the spool \"%s\" is writable again",
-                          wk->spool);
+                          ngx_http_reductrai_spool_path());
         }
 
         return;
@@ -763,7 +747,7 @@ ngx_http_reductrai_spool_result(ngx_log_t *log, int error)
         wk->spool_failing = 1;
         ngx_log_error(NGX_LOG_CRIT, log, error,
                       "reductrai: writing to the spool \"%s\" failed",
-                      wk->spool);
+                      ngx_http_reductrai_spool_path());
     }
 }
 
