@@ -254,6 +254,7 @@ ngx_int_t ngx_http_reductrai_shipper_init_process(ngx_cycle_t *cycle);
 void ngx_http_reductrai_shipper_add(const char *name, int64_t size);
 void ngx_http_reductrai_shipper_tick(ngx_int_t exiting);
 ngx_uint_t ngx_http_reductrai_shipper_idle(ngx_int_t exiting);
+ngx_uint_t ngx_http_reductrai_log_once(int64_t *last);
 
 /* shm.c */
 ngx_int_t ngx_http_reductrai_shm_add(ngx_conf_t *cf,

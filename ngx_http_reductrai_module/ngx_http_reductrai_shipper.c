@@ -130,7 +130,6 @@ static int ngx_libc_cdecl ngx_http_reductrai_candidate_cmp(const void *a,
     const void *b);
 static void ngx_http_reductrai_start_uploads(void);
 static void ngx_http_reductrai_backoff(void);
-static ngx_uint_t ngx_http_reductrai_log_once(int64_t *last);
 static void ngx_http_reductrai_remember_failure(
     ngx_http_reductrai_candidate_t *c);
 
@@ -564,7 +563,7 @@ ngx_http_reductrai_remember_failure(ngx_http_reductrai_candidate_t *c)
 
 /* the same trouble every second is logged once a minute */
 
-static ngx_uint_t
+ngx_uint_t
 ngx_http_reductrai_log_once(int64_t *last)
 {
     int64_t  now;

@@ -59,6 +59,12 @@ static ngx_str_t  ngx_http_reductrai_refused_body =
     ngx_string("{\"errors\":[\"archive unavailable, retry later\"]}");
 
 
+/* refusals are counted each, and logged once a minute per worker */
+static int64_t  ngx_http_reductrai_spool_full_logged;
+static int64_t  ngx_http_reductrai_buffer_full_logged;
+static int64_t  ngx_http_reductrai_timeout_logged;
+
+
 static ngx_http_variable_t  ngx_http_reductrai_vars[] = {
 
     { ngx_string("reductrai_record_id"), NULL,
@@ -319,8 +325,12 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     (void) ngx_atomic_fetch_add(&sh->bytes_received, size);
 
     if (ngx_http_reductrai_spool_full()) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "reductrai spool \"%V\" is full", &rmcf->spool);
+        if (ngx_http_reductrai_log_once(&ngx_http_reductrai_spool_full_logged))
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "reductrai spool \"%V\" is full", &rmcf->spool);
+        }
+
         ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
     }
@@ -338,9 +348,14 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     }
 
     if (ngx_http_reductrai_buffer_full(rec->cost)) {
-        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
-                      "reductrai buffer is full (reductrai_buffer_size %uz)",
-                      rmcf->buffer_size);
+        if (ngx_http_reductrai_log_once(
+                                     &ngx_http_reductrai_buffer_full_logged))
+        {
+            ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                          "reductrai buffer is full "
+                          "(reductrai_buffer_size %uz)", rmcf->buffer_size);
+        }
+
         ngx_http_reductrai_record_free(rec);
         ngx_http_reductrai_refuse(r, ctx, NULL);
         return;
@@ -432,9 +447,11 @@ ngx_http_reductrai_commit_timeout(ngx_event_t *ev)
 
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
 
-    ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                  "reductrai commit took longer than "
-                  "reductrai_commit_timeout %M", rmcf->commit_timeout);
+    if (ngx_http_reductrai_log_once(&ngx_http_reductrai_timeout_logged)) {
+        ngx_log_error(NGX_LOG_WARN, c->log, 0,
+                      "reductrai commit took longer than "
+                      "reductrai_commit_timeout %M", rmcf->commit_timeout);
+    }
 
     /* the record is still written when its turn comes, but nobody waits */
 
