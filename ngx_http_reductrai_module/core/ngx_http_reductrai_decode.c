@@ -29,6 +29,8 @@ static ngx_http_reductrai_decode_rc_e ngx_http_reductrai_decode_zlib(
     ngx_http_reductrai_buf_t *out);
 static ngx_http_reductrai_decode_rc_e ngx_http_reductrai_decode_zstd(
     const u_char *in, size_t len, size_t max, ngx_http_reductrai_buf_t *out);
+static int ngx_http_reductrai_decode_room(ngx_http_reductrai_buf_t *out,
+    size_t len, size_t max, size_t *avail);
 static int ngx_http_reductrai_decode_grow(ngx_http_reductrai_buf_t *out,
     size_t hint, size_t limit);
 
@@ -177,17 +179,12 @@ ngx_http_reductrai_decode_error(ngx_http_reductrai_encoding_e enc,
 }
 
 
-/*
- * The output buffer never grows beyond max + 1 bytes: one byte more than
- * allowed is how a body over the cap is told from one exactly at it.
- */
-
 static ngx_http_reductrai_decode_rc_e
 ngx_http_reductrai_decode_zlib(int wbits, const u_char *in, size_t len,
     size_t max, ngx_http_reductrai_buf_t *out)
 {
     int                             zrc;
-    size_t                          limit, usable, left, avail, hint;
+    size_t                          left, avail;
     z_stream                        z;
     ngx_http_reductrai_decode_rc_e  rc;
 
@@ -199,9 +196,6 @@ ngx_http_reductrai_decode_zlib(int wbits, const u_char *in, size_t len,
                                     : NGX_HTTP_REDUCTRAI_DECODE_CORRUPT;
     }
 
-    limit = (max < (size_t) -1) ? max + 1 : max;
-    hint = (len < ((size_t) -1) / NGX_HTTP_REDUCTRAI_DECODE_RATIO)
-           ? len * NGX_HTTP_REDUCTRAI_DECODE_RATIO : limit;
     left = len;
 
     z.next_in = (u_char *) in;
@@ -214,18 +208,10 @@ ngx_http_reductrai_decode_zlib(int wbits, const u_char *in, size_t len,
             left -= z.avail_in;
         }
 
-        usable = (out->cap < limit) ? out->cap : limit;
-
-        if (out->len == usable) {
-            if (ngx_http_reductrai_decode_grow(out, hint, limit) != 0) {
-                rc = NGX_HTTP_REDUCTRAI_DECODE_NOMEM;
-                goto failed;
-            }
-
-            usable = (out->cap < limit) ? out->cap : limit;
+        if (ngx_http_reductrai_decode_room(out, len, max, &avail) != 0) {
+            rc = NGX_HTTP_REDUCTRAI_DECODE_NOMEM;
+            goto failed;
         }
-
-        avail = usable - out->len;
 
         z.next_out = out->data + out->len;
         z.avail_out = (avail > UINT_MAX) ? UINT_MAX : (uInt) avail;
@@ -298,7 +284,7 @@ ngx_http_reductrai_decode_zstd(const u_char *in, size_t len, size_t max,
     ngx_http_reductrai_buf_t *out)
 {
     int                             wlog;
-    size_t                          limit, usable, hint, ret, before;
+    size_t                          avail, ret, before;
     ZSTD_DCtx                      *dctx;
     ZSTD_bounds                     bounds;
     ZSTD_inBuffer                   input;
@@ -326,28 +312,18 @@ ngx_http_reductrai_decode_zstd(const u_char *in, size_t len, size_t max,
         goto failed;
     }
 
-    limit = (max < (size_t) -1) ? max + 1 : max;
-    hint = (len < ((size_t) -1) / NGX_HTTP_REDUCTRAI_DECODE_RATIO)
-           ? len * NGX_HTTP_REDUCTRAI_DECODE_RATIO : limit;
-
     input.src = in;
     input.size = len;
     input.pos = 0;
 
     for ( ;; ) {
-        usable = (out->cap < limit) ? out->cap : limit;
-
-        if (out->len == usable) {
-            if (ngx_http_reductrai_decode_grow(out, hint, limit) != 0) {
-                rc = NGX_HTTP_REDUCTRAI_DECODE_NOMEM;
-                goto failed;
-            }
-
-            usable = (out->cap < limit) ? out->cap : limit;
+        if (ngx_http_reductrai_decode_room(out, len, max, &avail) != 0) {
+            rc = NGX_HTTP_REDUCTRAI_DECODE_NOMEM;
+            goto failed;
         }
 
         output.dst = out->data + out->len;
-        output.size = usable - out->len;
+        output.size = avail;
         output.pos = 0;
         before = input.pos;
 
@@ -399,6 +375,36 @@ failed:
     ZSTD_freeDCtx(dctx);
 
     return rc;
+}
+
+
+/*
+ * The free bytes at the end of out for a decoder fed len bytes, grown when
+ * there are none.  The buffer never grows beyond max + 1 bytes: one byte
+ * more than allowed is how a body over the cap is told from one exactly at
+ * it.
+ */
+
+static int
+ngx_http_reductrai_decode_room(ngx_http_reductrai_buf_t *out, size_t len,
+    size_t max, size_t *avail)
+{
+    size_t  limit, hint;
+
+    limit = (max < (size_t) -1) ? max + 1 : max;
+
+    if (out->len == ((out->cap < limit) ? out->cap : limit)) {
+        hint = (len < ((size_t) -1) / NGX_HTTP_REDUCTRAI_DECODE_RATIO)
+               ? len * NGX_HTTP_REDUCTRAI_DECODE_RATIO : limit;
+
+        if (ngx_http_reductrai_decode_grow(out, hint, limit) != 0) {
+            return -1;
+        }
+    }
+
+    *avail = ((out->cap < limit) ? out->cap : limit) - out->len;
+
+    return 0;
 }
 
 
