@@ -209,6 +209,9 @@ ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
 
     *size = blen;
 
+    p = ngx_http_reductrai_cpystr(buf, "\"size\":");
+    p = ngx_http_reductrai_sprint_size(p, blen);
+
     if (err == NULL && blen) {
         enc->minified.len = 0;
 
@@ -219,8 +222,6 @@ ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
         m = ngx_http_reductrai_json_minify(enc->minified.data, body, blen);
 
         if (m >= 0) {
-            p = ngx_http_reductrai_cpystr(buf, "\"size\":");
-            p = ngx_http_reductrai_sprint_size(p, blen);
             p = ngx_http_reductrai_cpystr(p, ",\"body\":");
 
             if (sink(data, buf, p - buf) != 0
@@ -234,8 +235,6 @@ ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
         }
     }
 
-    p = ngx_http_reductrai_cpystr(buf, "\"size\":");
-    p = ngx_http_reductrai_sprint_size(p, blen);
     p = ngx_http_reductrai_cpystr(p, ",\"body_b64\":\"");
 
     if (sink(data, buf, p - buf) != 0) {
