@@ -22,6 +22,8 @@
 
 static int ngx_http_reductrai_reader_lines(ngx_http_reductrai_reader_t *r,
     const u_char *p, size_t len);
+static int ngx_http_reductrai_reader_append(ngx_http_reductrai_reader_t *r,
+    const u_char *p, size_t len);
 static void ngx_http_reductrai_reader_keep(ngx_http_reductrai_reader_t *r,
     const u_char *p, size_t len);
 static int ngx_http_reductrai_reader_fail(ngx_http_reductrai_reader_t *r,
@@ -47,7 +49,6 @@ ngx_http_reductrai_reader_init(ngx_http_reductrai_reader_t *r,
 
     r->handler = handler;
     r->data = data;
-    r->max_line = NGX_HTTP_REDUCTRAI_LINE_MAX;
 
     r->dctx = ZSTD_createDStream();
     r->out_size = ZSTD_DStreamOutSize();
@@ -260,7 +261,7 @@ ngx_http_reductrai_reader_lines(ngx_http_reductrai_reader_t *r,
     const u_char *p, size_t len)
 {
     size_t         n;
-    const u_char  *nl, *end;
+    const u_char  *nl, *end, *line;
 
     end = p + len;
 
@@ -268,65 +269,62 @@ ngx_http_reductrai_reader_lines(ngx_http_reductrai_reader_t *r,
         nl = memchr(p, '\n', (size_t) (end - p));
 
         if (nl == NULL) {
-            n = (size_t) (end - p);
-
-            if (r->line.len + n > r->max_line) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_LINE_TOO_LONG,
-                           "line %llu is longer than %zu bytes",
-                           (unsigned long long) r->lines + 1, r->max_line);
-            }
-
-            if (ngx_http_reductrai_buf_reserve(&r->line, n) != 0) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_NOMEM, "out of memory");
-            }
-
-            memcpy(r->line.data + r->line.len, p, n);
-            r->line.len += n;
-
-            return 0;
+            return ngx_http_reductrai_reader_append(r, p, (size_t) (end - p));
         }
 
         n = (size_t) (nl - p);
-        r->lines++;
 
         if (r->line.len == 0) {
             /* the common case: the whole line is in this piece */
-            if (r->handler(r->data, p, n) != 0) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_STOPPED, "stopped");
-            }
+            line = p;
 
         } else {
-            if (r->line.len + n > r->max_line) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_LINE_TOO_LONG,
-                           "line %llu is longer than %zu bytes",
-                           (unsigned long long) r->lines, r->max_line);
+            if (ngx_http_reductrai_reader_append(r, p, n) != 0) {
+                return NGX_HTTP_REDUCTRAI_ERROR;
             }
 
-            if (ngx_http_reductrai_buf_reserve(&r->line, n) != 0) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_NOMEM, "out of memory");
-            }
-
-            memcpy(r->line.data + r->line.len, p, n);
-            r->line.len += n;
-
+            line = r->line.data;
             n = r->line.len;
             r->line.len = 0;
+        }
 
-            if (r->handler(r->data, r->line.data, n) != 0) {
-                return ngx_http_reductrai_reader_fail(r,
-                           NGX_HTTP_REDUCTRAI_READ_STOPPED, "stopped");
-            }
+        r->lines++;
+
+        if (r->handler(r->data, line, n) != 0) {
+            return ngx_http_reductrai_reader_fail(r,
+                       NGX_HTTP_REDUCTRAI_READ_STOPPED, "stopped");
         }
 
         p = nl + 1;
     }
 
     return 0;
+}
+
+
+/* a piece of the line that is not complete yet */
+
+static int
+ngx_http_reductrai_reader_append(ngx_http_reductrai_reader_t *r,
+    const u_char *p, size_t len)
+{
+    if (r->line.len + len > NGX_HTTP_REDUCTRAI_LINE_MAX) {
+        return ngx_http_reductrai_reader_fail(r,
+                   NGX_HTTP_REDUCTRAI_READ_LINE_TOO_LONG,
+                   "line %llu is longer than %d bytes",
+                   (unsigned long long) r->lines + 1,
+                   NGX_HTTP_REDUCTRAI_LINE_MAX);
+    }
+
+    if (ngx_http_reductrai_buf_reserve(&r->line, len) != 0) {
+        return ngx_http_reductrai_reader_fail(r,
+                   NGX_HTTP_REDUCTRAI_READ_NOMEM, "out of memory");
+    }
+
+    memcpy(r->line.data + r->line.len, p, len);
+    r->line.len += len;
+
+    return NGX_HTTP_REDUCTRAI_OK;
 }
 
 

@@ -52,7 +52,6 @@ typedef struct {
     size_t                          out_size;
 
     ngx_http_reductrai_buf_t        line;       /* a line across pieces */
-    size_t                          max_line;
 
     ngx_http_reductrai_line_pt      handler;
     void                           *data;
