@@ -195,16 +195,18 @@ ngx_http_reductrai_reader_finish(ngx_http_reductrai_reader_t *r,
 
     memset(res, 0, sizeof(ngx_http_reductrai_read_result_t));
 
+    if (ngx_http_reductrai_trailer_parse(r->tail, r->tail_len, &res->trailer)
+        != 0)
+    {
+        res->has_trailer = 1;
+    }
+
     if (r->rc == NGX_HTTP_REDUCTRAI_READ_OK) {
         if (r->in_bytes == 0) {
             (void) ngx_http_reductrai_reader_fail(r,
                        NGX_HTTP_REDUCTRAI_READ_TRUNCATED, "empty object");
 
-        } else if (r->frame_left != 0
-                   && ngx_http_reductrai_trailer_parse(r->tail, r->tail_len,
-                                                       &res->trailer)
-                      != 0)
-        {
+        } else if (r->frame_left != 0 && res->has_trailer) {
             /*
              * The object ends with its trailer, so it is whole: a damaged
              * block header made zstd read on into the trailer.
@@ -241,12 +243,6 @@ ngx_http_reductrai_reader_finish(ngx_http_reductrai_reader_t *r,
            == NGX_HTTP_REDUCTRAI_ZSTD_MAGIC)
     {
         res->no_checksum = (r->head[4] & 0x04) ? 0 : 1;
-    }
-
-    if (ngx_http_reductrai_trailer_parse(r->tail, r->tail_len, &res->trailer)
-        != 0)
-    {
-        res->has_trailer = 1;
     }
 
     if (r->sha != NULL) {
