@@ -41,6 +41,28 @@ static int ngx_http_reductrai_hex4(const u_char *p, unsigned *v);
 static u_char *ngx_http_reductrai_utf8(u_char *p, unsigned cp);
 
 
+/* the value of a base64 digit, or -1 */
+
+static const signed char  ngx_http_reductrai_b64_value[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+};
+
+
 int
 ngx_http_reductrai_reader_init(ngx_http_reductrai_reader_t *r,
     unsigned flags, ngx_http_reductrai_line_pt handler, void *data)
@@ -763,27 +785,6 @@ ngx_http_reductrai_body_b64_decode(u_char *dst, const u_char *src, size_t len)
     size_t     i, pad;
     uint32_t   acc;
 
-    static signed char  map[256];
-    static int          ready;
-
-    if (!ready) {
-        /* idempotent: threads racing here write the same values */
-        memset(map, -1, sizeof(map));
-
-        for (c = 0; c < 26; c++) {
-            map['A' + c] = (signed char) c;
-            map['a' + c] = (signed char) (26 + c);
-        }
-
-        for (c = 0; c < 10; c++) {
-            map['0' + c] = (signed char) (52 + c);
-        }
-
-        map['+'] = 62;
-        map['/'] = 63;
-        ready = 1;
-    }
-
     if (len % 4 != 0) {
         return -1;
     }
@@ -799,7 +800,7 @@ ngx_http_reductrai_body_b64_decode(u_char *dst, const u_char *src, size_t len)
     n = 0;
 
     for (i = 0; i < len - pad; i++) {
-        c = map[src[i]];
+        c = ngx_http_reductrai_b64_value[src[i]];
         if (c < 0) {
             return -1;
         }
