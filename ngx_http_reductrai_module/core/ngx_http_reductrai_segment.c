@@ -29,6 +29,7 @@ static uint32_t ngx_http_reductrai_get_le32(const u_char *p);
 static int ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *out,
     const char *tmp_path, int level, ngx_http_reductrai_buf_t *line,
     const u_char *p, size_t len, ssize_t *kept);
+static int64_t ngx_http_reductrai_line_ts(const u_char *line, size_t len);
 
 
 void
@@ -51,8 +52,10 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
     size_t      len, dirlen;
     ZSTD_CCtx  *cctx;
 
+    /* path, and its hidden name with ".new." in front of the file name */
+
     len = strlen(path);
-    if (len >= sizeof(seg->path)) {
+    if (len + 6 >= sizeof(seg->path)) {
         errno = ENAMETOOLONG;
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
@@ -102,11 +105,6 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
     slash = strrchr(path, '/');
     dirlen = slash ? (size_t) (slash - path) + 1 : 0;
 
-    if (len + 6 >= sizeof(seg->path)) {
-        errno = ENAMETOOLONG;
-        return NGX_HTTP_REDUCTRAI_ERROR;
-    }
-
     memcpy(hidden, path, dirlen);
     memcpy(hidden + dirlen, ".new.", 5);
     memcpy(hidden + dirlen + 5, path + dirlen, len - dirlen + 1);
@@ -126,7 +124,6 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
 
     memcpy(seg->path, path, len + 1);
     seg->fd = fd;
-    seg->level = level;
     seg->out_len = 0;
     seg->file_bytes = 0;
     memset(&seg->stats, 0, sizeof(ngx_http_reductrai_trailer_t));
@@ -495,7 +492,9 @@ ngx_http_reductrai_trailer_read_fd(int fd, off_t size,
 }
 
 
-int64_t
+/* the "ts" of a record line, or -1 */
+
+static int64_t
 ngx_http_reductrai_line_ts(const u_char *line, size_t len)
 {
     const u_char  *p, *end;

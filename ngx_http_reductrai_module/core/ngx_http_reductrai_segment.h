@@ -57,7 +57,6 @@ typedef struct {
 
 typedef struct {
     int              fd;
-    int              level;
     int              window_log;        /* 0: the level's own */
     int              long_distance;     /* long-distance matching */
     int              ldm_rate;          /* its hash rate log, 0: zstd's */
@@ -125,9 +124,6 @@ size_t ngx_http_reductrai_trailer_parse(const u_char *tail, size_t len,
 /* reads the trailer of a local file; returns 0, or -1 (errno, or EINVAL) */
 int ngx_http_reductrai_trailer_read_fd(int fd, off_t size,
     ngx_http_reductrai_trailer_t *t);
-
-/* the "ts" of a record line, or -1 */
-int64_t ngx_http_reductrai_line_ts(const u_char *line, size_t len);
 
 /*
  * Recovery: decodes the zstd stream in fd (open, torn, sealed or with a bad
