@@ -182,13 +182,16 @@ test_reader(void)
     is_int(res.rc, NGX_HTTP_REDUCTRAI_READ_OK, "777-byte pieces: ok");
     is_int(l.lines, 2000, "777-byte pieces: 2000 lines");
 
-    /* truncated anywhere: never OK with a trailer */
+    /* truncated anywhere, in the frame or in the trailer: truncated */
     for (pos = 1; pos < olen; pos += olen / 7) {
         res = read_chunks(obj, pos, 4096, &l, 0);
-        ok(res.rc != NGX_HTTP_REDUCTRAI_READ_OK || !res.has_trailer,
-           "cut at %zu of %zu: rc %d (%s), trailer %d", pos, olen,
-           res.rc, res.error, res.has_trailer);
+        is_int(res.rc, NGX_HTTP_REDUCTRAI_READ_TRUNCATED,
+               "cut at %zu of %zu: truncated (%s)", pos, olen, res.error);
     }
+
+    res = read_chunks(obj, olen - 1, 4096, &l, 0);
+    is_int(res.rc, NGX_HTTP_REDUCTRAI_READ_TRUNCATED,
+           "last byte of the trailer cut: truncated (%s)", res.error);
 
     res = read_chunks(obj, olen - 200, 4096, &l, 0);
     is_int(res.rc, NGX_HTTP_REDUCTRAI_READ_TRUNCATED,
@@ -407,6 +410,7 @@ test_base64(void)
     for (i = 0; i < sizeof(vlen) / sizeof(vlen[0]); i++) {
         n = ngx_http_reductrai_body_b64_decode(out, (u_char *) v[i][0],
                                              strlen(v[i][0]));
+        is_int(n, vlen[i], "base64 \"%s\" length", v[i][0]);
         is_mem(out, n < 0 ? 0 : (size_t) n, v[i][1], vlen[i],
                "base64 \"%s\"", v[i][0]);
     }
