@@ -26,6 +26,8 @@ static size_t zlib_pack(int wbits, const u_char *in, size_t len, u_char *out,
 static size_t zstd_pack(const u_char *in, size_t len, u_char *out,
     size_t size, int flags);
 static size_t sample(u_char *p, size_t len);
+static size_t truncations(ngx_http_reductrai_encoding_e enc,
+    const u_char *packed, size_t from, size_t to);
 static long status_kb(const char *field);
 static int reset_peak(void);
 static void test_parse(void);
@@ -143,6 +145,31 @@ sample(u_char *p, size_t len)
 }
 
 
+/* how many cuts of packed in [from, to) do not decode as corrupt */
+
+static size_t
+truncations(ngx_http_reductrai_encoding_e enc, const u_char *packed,
+    size_t from, size_t to)
+{
+    size_t                    cut, bad;
+    ngx_http_reductrai_buf_t  out = { NULL, 0, 0 };
+
+    bad = 0;
+
+    for (cut = from; cut < to; cut++) {
+        if (ngx_http_reductrai_decode(enc, packed, cut, MB, &out)
+            != NGX_HTTP_REDUCTRAI_DECODE_CORRUPT)
+        {
+            bad++;
+        }
+    }
+
+    ngx_http_reductrai_buf_free(&out);
+
+    return bad;
+}
+
+
 /*
  * The peak resident size since the last reset_peak(), in KiB, from
  * /proc/self/status; -1 where Linux does not tell.
@@ -237,9 +264,8 @@ test_parse(void)
 static void
 test_gzip(void)
 {
-    int                       bad;
     u_char                   *plain, *packed;
-    size_t                    plen, n, n2, cut;
+    size_t                    plen, n, n2;
     ngx_http_reductrai_buf_t  out = { NULL, 0, 0 };
 
     plen = 300000;
@@ -287,17 +313,8 @@ test_gzip(void)
     /* every truncation of a stream is corrupt, never OK */
 
     n = zlib_pack(16 + MAX_WBITS, plain, 5000, packed, 2 * plen);
-    bad = 0;
-
-    for (cut = 0; cut < n; cut++) {
-        if (decode(NGX_HTTP_REDUCTRAI_ENC_GZIP, packed, cut, MB, &out)
-            != NGX_HTTP_REDUCTRAI_DECODE_CORRUPT)
-        {
-            bad++;
-        }
-    }
-
-    is_int(bad, 0, "all %zu truncations of a gzip stream are corrupt", n);
+    is_int(truncations(NGX_HTTP_REDUCTRAI_ENC_GZIP, packed, 0, n), 0,
+           "all %zu truncations of a gzip stream are corrupt", n);
 
     /* a flipped bit in the CRC */
 
@@ -324,9 +341,8 @@ test_gzip(void)
 static void
 test_deflate(void)
 {
-    int                       bad;
     u_char                   *plain, *packed;
-    size_t                    plen, n, cut;
+    size_t                    plen, n;
     ngx_http_reductrai_buf_t  out = { NULL, 0, 0 };
 
     plen = 100000;
@@ -363,31 +379,13 @@ test_deflate(void)
     is_int(decode(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, packed, n + 2, MB, &out),
            NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "raw + garbage is corrupt");
 
-    bad = 0;
     n = zlib_pack(MAX_WBITS, plain, 3000, packed, 2 * plen);
+    is_int(truncations(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, packed, 0, n), 0,
+           "all %zu truncations of a zlib stream are corrupt", n);
 
-    for (cut = 0; cut < n; cut++) {
-        if (decode(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, packed, cut, MB, &out)
-            == NGX_HTTP_REDUCTRAI_DECODE_OK)
-        {
-            bad++;
-        }
-    }
-
-    is_int(bad, 0, "no truncation of a zlib stream decodes");
-
-    bad = 0;
     n = zlib_pack(-MAX_WBITS, plain, 3000, packed, 2 * plen);
-
-    for (cut = 0; cut < n; cut++) {
-        if (decode(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, packed, cut, MB, &out)
-            == NGX_HTTP_REDUCTRAI_DECODE_OK)
-        {
-            bad++;
-        }
-    }
-
-    is_int(bad, 0, "no truncation of a raw deflate stream decodes");
+    is_int(truncations(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, packed, 0, n), 0,
+           "all %zu truncations of a raw deflate stream are corrupt", n);
 
     is_int(decode(NGX_HTTP_REDUCTRAI_ENC_DEFLATE, (u_char *) "", 0, MB, &out),
            NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "empty deflate is corrupt");
@@ -401,9 +399,8 @@ test_deflate(void)
 static void
 test_zstd(void)
 {
-    int                       bad;
     u_char                   *plain, *packed, *p;
-    size_t                    plen, n, n2, cut;
+    size_t                    plen, n, n2;
     ngx_http_reductrai_buf_t  out = { NULL, 0, 0 };
 
     plen = 300000;
@@ -462,31 +459,13 @@ test_zstd(void)
     /* every truncation, with and without content size and checksum */
 
     n = zstd_pack(plain, 20000, packed, 2 * plen, ZSTD_PLEDGE);
-    bad = 0;
-
-    for (cut = 0; cut < n; cut++) {
-        if (decode(NGX_HTTP_REDUCTRAI_ENC_ZSTD, packed, cut, MB, &out)
-            != NGX_HTTP_REDUCTRAI_DECODE_CORRUPT)
-        {
-            bad++;
-        }
-    }
-
-    is_int(bad, 0, "all %zu truncations of a zstd frame are corrupt", n);
+    is_int(truncations(NGX_HTTP_REDUCTRAI_ENC_ZSTD, packed, 0, n), 0,
+           "all %zu truncations of a zstd frame are corrupt", n);
 
     n = zstd_pack(plain, 20000, packed, 2 * plen, ZSTD_STREAMED);
     n2 = zstd_pack(plain, 20000, packed + n, 2 * plen, ZSTD_STREAMED);
-    bad = 0;
-
-    for (cut = n + 1; cut < n + n2; cut++) {
-        if (decode(NGX_HTTP_REDUCTRAI_ENC_ZSTD, packed, cut, MB, &out)
-            != NGX_HTTP_REDUCTRAI_DECODE_CORRUPT)
-        {
-            bad++;
-        }
-    }
-
-    is_int(bad, 0, "all truncations in a second streamed frame are corrupt");
+    is_int(truncations(NGX_HTTP_REDUCTRAI_ENC_ZSTD, packed, n + 1, n + n2), 0,
+           "all truncations in a second streamed frame are corrupt");
 
     is_int(decode(NGX_HTTP_REDUCTRAI_ENC_ZSTD, packed, n + n2, MB, &out),
            NGX_HTTP_REDUCTRAI_DECODE_OK, "two streamed frames decoded");
