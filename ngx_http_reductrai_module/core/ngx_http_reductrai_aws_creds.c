@@ -76,7 +76,6 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_parse(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_aws_keys_t *keys,
     time_t *expires, ngx_http_reductrai_storage_err_t *err);
 static char *ngx_http_reductrai_aws_env(const char *name);
-static void ngx_http_reductrai_aws_wipe(void *p, size_t n);
 
 
 ngx_http_reductrai_aws_creds_t *
@@ -236,20 +235,7 @@ ngx_http_reductrai_aws_creds_free(ngx_http_reductrai_aws_creds_t *c)
 void
 ngx_http_reductrai_aws_keys_clear(ngx_http_reductrai_aws_keys_t *keys)
 {
-    ngx_http_reductrai_aws_wipe(keys, sizeof(ngx_http_reductrai_aws_keys_t));
-}
-
-
-static void
-ngx_http_reductrai_aws_wipe(void *p, size_t n)
-{
-    volatile char  *v;
-
-    /* volatile: the compiler must not drop stores to a dying object */
-
-    for (v = p; n; n--) {
-        *v++ = 0;
-    }
+    ngx_http_reductrai_wipe(keys, sizeof(ngx_http_reductrai_aws_keys_t));
 }
 
 
@@ -412,7 +398,7 @@ ngx_http_reductrai_aws_imds(ngx_http_reductrai_aws_creds_t *c,
 
 done:
 
-    ngx_http_reductrai_aws_wipe(header, sizeof(header));
+    ngx_http_reductrai_wipe(header, sizeof(header));
 
     return rc;
 }

@@ -272,8 +272,6 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
 }
 
 
-/* wiped before its memory goes back to the allocator */
-
 void
 ngx_http_reductrai_storage_error_prefix(ngx_http_reductrai_storage_err_t *err,
     const char *what)
@@ -300,10 +298,25 @@ ngx_http_reductrai_storage_error_prefix(ngx_http_reductrai_storage_err_t *err,
 
 
 void
+ngx_http_reductrai_wipe(void *p, size_t n)
+{
+    volatile u_char  *v;
+
+    /* volatile: a memset() before free() or return may be optimized out */
+
+    for (v = p; n; n--) {
+        *v++ = 0;
+    }
+}
+
+
+/* wiped before its memory goes back to the allocator */
+
+void
 ngx_http_reductrai_free_secret(char *secret)
 {
     if (secret != NULL) {
-        memset(secret, 0, strlen(secret));
+        ngx_http_reductrai_wipe(secret, strlen(secret));
         free(secret);
     }
 }

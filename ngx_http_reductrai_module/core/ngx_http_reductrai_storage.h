@@ -146,6 +146,8 @@ void ngx_http_reductrai_storage_error_prefix(
 /* reads a whole small file (a key or a secret), trailing newline dropped */
 char *ngx_http_reductrai_read_secret_file(const char *path, char *err,
     size_t errlen);
+/* zeroes memory that held a secret, in a way the compiler keeps */
+void ngx_http_reductrai_wipe(void *p, size_t n);
 /* wipes a secret (NUL-terminated, or NULL), then frees it */
 void ngx_http_reductrai_free_secret(char *secret);
 

@@ -553,7 +553,7 @@ ngx_http_reductrai_azure_cleanup(ngx_http_reductrai_storage_t *st)
         return;
     }
 
-    memset(az->key, 0, sizeof(az->key));
+    ngx_http_reductrai_wipe(az->key, sizeof(az->key));
     ngx_http_reductrai_free_secret(az->env_sas);
 
     free(az->origin);

@@ -525,7 +525,7 @@ ngx_http_reductrai_gcs_cleanup(void *data)
 
     ngx_http_reductrai_gcs_key_free(g->key);
     (void) pthread_mutex_destroy(&g->lock);
-    memset(g->token, 0, sizeof(g->token));
+    ngx_http_reductrai_wipe(g->token, sizeof(g->token));
     free(g);
 }
 

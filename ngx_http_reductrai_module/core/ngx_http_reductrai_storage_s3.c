@@ -1391,13 +1391,13 @@ ngx_http_reductrai_sigv4_sign(const ngx_http_reductrai_sigv4_t *in,
            != 0
         || ngx_http_reductrai_http_hmac_sha256(k2, 32, sts, n, k1) != 0)
     {
-        memset(secret, 0, sizeof(secret));
+        ngx_http_reductrai_wipe(secret, sizeof(secret));
         free(sts);
         goto failed;
     }
 
-    memset(secret, 0, sizeof(secret));
-    memset(k2, 0, sizeof(k2));
+    ngx_http_reductrai_wipe(secret, sizeof(secret));
+    ngx_http_reductrai_wipe(k2, sizeof(k2));
     free(sts);
 
     *ngx_http_reductrai_hex((u_char *) sigs, k1, 32) = '\0';
