@@ -261,12 +261,8 @@ ngx_http_reductrai_aws_fetch(ngx_http_reductrai_aws_creds_t *c,
     }
 
     if (h != NULL) {
-        /* the answer held the secret key: not kept for the next request */
-        if (h->body.data != NULL) {
-            memset(h->body.data, 0, h->body.len);
-        }
-
-        h->body.len = 0;
+        /* the answer held the secret key */
+        ngx_http_reductrai_http_body_wipe(h);
     }
 
     return rc;

@@ -22,6 +22,8 @@
 
 
 static void ngx_http_reductrai_http_free(ngx_http_reductrai_http_t *h);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_run(
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_err_t *err);
 static size_t ngx_http_reductrai_http_read(char *buf, size_t size,
     size_t nitems, void *data);
 static int ngx_http_reductrai_http_seek(void *data, curl_off_t offset,
@@ -301,6 +303,29 @@ ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
 
 ngx_http_reductrai_storage_rc_e
 ngx_http_reductrai_http_perform(ngx_http_reductrai_http_t *h,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    rc = ngx_http_reductrai_http_run(h, err);
+
+    /* the secrets' memory may go (or be wiped) once the request is done */
+    memset(h->secrets, 0, sizeof(h->secrets));
+
+    return rc;
+}
+
+
+void
+ngx_http_reductrai_http_body_wipe(ngx_http_reductrai_http_t *h)
+{
+    ngx_http_reductrai_wipe(h->body.data, h->body.len);
+    h->body.len = 0;
+}
+
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_http_run(ngx_http_reductrai_http_t *h,
     ngx_http_reductrai_storage_err_t *err)
 {
     long      status;

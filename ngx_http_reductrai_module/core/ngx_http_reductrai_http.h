@@ -188,7 +188,10 @@ void ngx_http_reductrai_http_body_fd(ngx_http_reductrai_http_t *h, int fd,
     int64_t offset, int64_t length);
 void ngx_http_reductrai_http_body_mem(ngx_http_reductrai_http_t *h,
     const u_char *p, size_t len);
-/* a secret to scrub from messages (the handle keeps the pointer) */
+/*
+ * A secret to scrub from messages: the handle keeps the pointer until
+ * perform() returns.
+ */
 void ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
     const char *secret);
 
@@ -200,6 +203,9 @@ void ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
  */
 ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_perform(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_err_t *err);
+
+/* an answer that held a secret (keys, a token): wiped, not kept */
+void ngx_http_reductrai_http_body_wipe(ngx_http_reductrai_http_t *h);
 
 /* the window's next range; returns 0 when nothing is left to fetch */
 int ngx_http_reductrai_http_window_next(ngx_http_reductrai_window_t *w,

@@ -511,8 +511,13 @@ ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
 
 done:
 
+    if (h != NULL) {
+        /* the answer held the access token */
+        ngx_http_reductrai_http_body_wipe(h);
+    }
+
     ngx_http_reductrai_free_secret(jwt);
-    free(body);
+    ngx_http_reductrai_free_secret(body);
 
     return rc;
 }

@@ -989,6 +989,10 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
 
     ngx_http_reductrai_aws_keys_clear(&keys);
 
+    if (s3->bearer != NULL) {
+        ngx_http_reductrai_wipe(token, sizeof(token));
+    }
+
     return rc;
 }
 
