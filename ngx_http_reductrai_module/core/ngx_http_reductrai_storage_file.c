@@ -388,7 +388,7 @@ ngx_http_reductrai_file_copy(int from, int to, int64_t size)
 {
     u_char   buf[65536];
     off_t    off;
-    ssize_t  n, w;
+    ssize_t  n;
     size_t   want;
 
     off = 0;
@@ -411,18 +411,8 @@ ngx_http_reductrai_file_copy(int from, int to, int64_t size)
             return -1;
         }
 
-        for (w = 0; w < n; /* void */) {
-            ssize_t  k = write(to, buf + w, (size_t) (n - w));
-
-            if (k == -1) {
-                if (errno == EINTR) {
-                    continue;
-                }
-
-                return -1;
-            }
-
-            w += k;
+        if (ngx_http_reductrai_fd_write(to, buf, (size_t) n) != 0) {
+            return -1;
         }
 
         off += n;
