@@ -19,7 +19,8 @@
  *
  * The keys are cached, shared by the upload threads, and fetched again
  * five minutes before they expire or when the store refuses them.  The
- * environment is read at configuration time, by the master process.
+ * environment is read by each worker as it starts (nginx's "env" directive
+ * passes the variables), the token file by the worker at each fetch.
  */
 
 
@@ -42,6 +43,8 @@
 /* off AWS the metadata address answers nothing: give up quickly there */
 #define NGX_HTTP_REDUCTRAI_AWS_IMDS_CONNECT_MS  1000
 #define NGX_HTTP_REDUCTRAI_AWS_REFRESH_EARLY    300
+/* after a failed refresh, keys still valid are used this long */
+#define NGX_HTTP_REDUCTRAI_AWS_RETRY            10
 
 
 struct ngx_http_reductrai_aws_creds_s {
@@ -189,7 +192,12 @@ ngx_http_reductrai_aws_creds_get(ngx_http_reductrai_aws_creds_t *c,
             }
 
         } else if (c->keys.access_key[0] != '\0' && now + 10 < c->expires) {
-            /* keys that have not expired yet still work meanwhile */
+            /*
+             * Keys that have not expired yet still work meanwhile; the
+             * endpoint is asked again in a while, not at every request
+             * (each waiting for it under the lock).
+             */
+            c->refresh = now + NGX_HTTP_REDUCTRAI_AWS_RETRY;
             rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
         }
     }

@@ -372,10 +372,14 @@ ngx_http_reductrai_gcs_bearer(void *data, char *token, size_t size,
     if (g->token[0] == '\0' || now >= g->refresh) {
         rc = ngx_http_reductrai_gcs_fetch(g, now, err);
 
-        /* a token that has not expired yet still works meanwhile */
+        /*
+         * A token that has not expired yet still works meanwhile; the
+         * endpoint is asked again in a while, not at every request.
+         */
         if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK && g->token[0] != '\0'
             && now + 10 < g->expires)
         {
+            g->refresh = now + 10;
             rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
         }
     }
