@@ -18,21 +18,10 @@ const net = require('node:net');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
-const { startProxy, parseArgs, writeReady } = require('./rdx-proxy');
+const { startProxy, parseArgs, writeReady, freePort } = require('./rdx-proxy');
 
 const args = parseArgs(process.argv.slice(2));
 const VERSION = '2021-08-06';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function waitPort(port, ms) {
   const deadline = Date.now() + ms;

@@ -17,10 +17,9 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const path = require('node:path');
 
-const { startProxy, parseArgs, writeReady, xmlError } = require('./rdx-proxy');
+const { startProxy, parseArgs, writeReady, xmlError, freePort } = require('./rdx-proxy');
 
 const args = parseArgs(process.argv.slice(2));
 const pubkey = crypto.createPublicKey(fs.readFileSync(args.pubkey));
@@ -279,17 +278,6 @@ function storage(req, res, body, url) {
   }
 
   return xml(res, 405, '<Error><Code>MethodNotAllowed</Code><Message>no</Message></Error>');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 async function main() {

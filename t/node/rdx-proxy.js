@@ -13,6 +13,7 @@
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
+const net = require('node:net');
 
 function xmlError(code, message) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
@@ -198,7 +199,7 @@ function startProxy({ port, target, log, control, digestCode = 'BadDigest' }) {
   ]).then(() => ({ server, ctl, goDown, goUp }));
 }
 
-// --name value arguments into an object (repeated names become arrays)
+// --name value arguments into an object (a repeated name keeps its last value)
 function parseArgs(argv) {
   const out = {};
   for (let i = 0; i < argv.length; i += 2) {
@@ -213,4 +214,16 @@ function writeReady(file, info) {
   fs.renameSync(`${file}.tmp`, file);
 }
 
-module.exports = { startProxy, parseArgs, writeReady, xmlError };
+// a port free now on 127.0.0.1, for a server started behind the proxy
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+module.exports = { startProxy, parseArgs, writeReady, xmlError, freePort };
