@@ -45,7 +45,6 @@ static int ngx_http_reductrai_storage_param(ngx_http_reductrai_storage_t *st,
     const char *param, unsigned mask, char *err, size_t errlen);
 static int64_t ngx_http_reductrai_parse_size(const char *s);
 static long ngx_http_reductrai_parse_msec(const char *s);
-static char *ngx_http_reductrai_strndup(const char *s, size_t len);
 static void ngx_http_reductrai_conf_free(
     ngx_http_reductrai_storage_conf_t *conf);
 
@@ -420,8 +419,7 @@ ngx_http_reductrai_storage_split(ngx_http_reductrai_storage_t *st,
             return -1;
         }
 
-        st->account = ngx_http_reductrai_strndup(rest,
-                                                 (size_t) (slash - rest));
+        st->account = strndup(rest, (size_t) (slash - rest));
         rest = slash + 1;
         slash = strchr(rest, '/');
 
@@ -438,7 +436,7 @@ ngx_http_reductrai_storage_split(ngx_http_reductrai_storage_t *st,
         return -1;
     }
 
-    st->bucket = ngx_http_reductrai_strndup(rest, len);
+    st->bucket = strndup(rest, len);
 
     second = slash ? slash + 1 : "";
     st->prefix = strdup(second);
@@ -682,23 +680,6 @@ ngx_http_reductrai_parse_msec(const char *s)
     }
 
     return -1;
-}
-
-
-static char *
-ngx_http_reductrai_strndup(const char *s, size_t len)
-{
-    char  *p;
-
-    p = malloc(len + 1);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    memcpy(p, s, len);
-    p[len] = '\0';
-
-    return p;
 }
 
 
