@@ -42,6 +42,8 @@
     "/latest/meta-data/iam/security-credentials/"
 /* off AWS the metadata address answers nothing: give up quickly there */
 #define NGX_HTTP_REDUCTRAI_AWS_IMDS_CONNECT_MS  1000
+/* a whole request to either endpoint, at most */
+#define NGX_HTTP_REDUCTRAI_AWS_FETCH_MS         5000
 #define NGX_HTTP_REDUCTRAI_AWS_REFRESH_EARLY    300
 /* after a failed refresh, keys still valid are used this long */
 #define NGX_HTTP_REDUCTRAI_AWS_RETRY            10
@@ -70,6 +72,9 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_container(
     ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_imds(
     ngx_http_reductrai_aws_creds_t *c, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_http_t *ngx_http_reductrai_aws_begin(
+    ngx_http_reductrai_aws_creds_t *c, const char *method, const char *url,
     ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_imds_get(
     ngx_http_reductrai_aws_creds_t *c, const char *method, const char *url,
@@ -296,7 +301,7 @@ ngx_http_reductrai_aws_container(ngx_http_reductrai_aws_creds_t *c,
         }
     }
 
-    h = ngx_http_reductrai_http_begin(c->conf, "GET", c->uri, err);
+    h = ngx_http_reductrai_aws_begin(c, "GET", c->uri, err);
     if (h == NULL) {
         ngx_http_reductrai_free_secret(token);
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
@@ -416,15 +421,12 @@ ngx_http_reductrai_aws_imds_get(ngx_http_reductrai_aws_creds_t *c,
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
 
-    h = ngx_http_reductrai_http_begin(c->conf, method, url, err);
+    h = ngx_http_reductrai_aws_begin(c, method, url, err);
     if (h == NULL) {
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 
     *hp = h;
-
-    (void) curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
-                            (long) NGX_HTTP_REDUCTRAI_AWS_IMDS_CONNECT_MS);
 
     if (ngx_http_reductrai_http_header(h, "%s", header) != 0) {
         ngx_http_reductrai_storage_error(err, 0, "out of memory");
@@ -435,6 +437,35 @@ ngx_http_reductrai_aws_imds_get(ngx_http_reductrai_aws_creds_t *c,
 
     return rc == NGX_HTTP_REDUCTRAI_STORAGE_OK ? rc
                                                : NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+}
+
+
+/*
+ * A request to a credentials endpoint.  Every upload thread waits for it
+ * (under the lock): a hung endpoint must not hold them for the storage's
+ * low-speed timeout of minutes.
+ */
+
+static ngx_http_reductrai_http_t *
+ngx_http_reductrai_aws_begin(ngx_http_reductrai_aws_creds_t *c,
+    const char *method, const char *url, ngx_http_reductrai_storage_err_t *err)
+{
+    ngx_http_reductrai_http_t  *h;
+
+    h = ngx_http_reductrai_http_begin(c->conf, method, url, err);
+    if (h == NULL) {
+        return NULL;
+    }
+
+    (void) curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS,
+                            (long) NGX_HTTP_REDUCTRAI_AWS_FETCH_MS);
+
+    if (c->imds != NULL) {
+        (void) curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT_MS,
+                                (long) NGX_HTTP_REDUCTRAI_AWS_IMDS_CONNECT_MS);
+    }
+
+    return h;
 }
 
 
