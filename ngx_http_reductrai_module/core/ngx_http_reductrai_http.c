@@ -51,8 +51,9 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_exists(
     ngx_http_reductrai_storage_t *st, const char *key,
     ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_put_file(
-    ngx_http_reductrai_http_req_t *req, char *sha256_hex, char *md5_b64,
-    EVP_MD_CTX *whole, ngx_http_reductrai_storage_err_t *err);
+    ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
+    char *sha256_hex, char *md5_b64, EVP_MD_CTX *whole,
+    ngx_http_reductrai_storage_err_t *err);
 static int ngx_http_reductrai_http_list_items(
     const ngx_http_reductrai_http_store_t *store, const char *page,
     size_t len, ngx_http_reductrai_list_pt handler, void *data);
@@ -569,7 +570,7 @@ ngx_http_reductrai_http_put(ngx_http_reductrai_storage_t *st,
     req.fd = fd;
     req.length = size;
 
-    rc = ngx_http_reductrai_http_put_file(&req, sha, md5, NULL, err);
+    rc = ngx_http_reductrai_http_put_file(st, &req, sha, md5, NULL, err);
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
         return rc;
     }
@@ -756,14 +757,19 @@ ngx_http_reductrai_http_exists(ngx_http_reductrai_storage_t *st,
 
 /*
  * Makes req the PUT of its range of req->fd, with the range's digests
- * (into sha256_hex and md5_b64; the MD5 also to whole, may be NULL).
+ * (into sha256_hex, when the store wants it, and md5_b64; the MD5 also to
+ * whole, may be NULL).
  */
 
 static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_http_put_file(ngx_http_reductrai_http_req_t *req,
-    char *sha256_hex, char *md5_b64, EVP_MD_CTX *whole,
-    ngx_http_reductrai_storage_err_t *err)
+ngx_http_reductrai_http_put_file(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_http_req_t *req, char *sha256_hex, char *md5_b64,
+    EVP_MD_CTX *whole, ngx_http_reductrai_storage_err_t *err)
 {
+    if (!st->http->sha256) {
+        sha256_hex = NULL;
+    }
+
     if (ngx_http_reductrai_http_hash_fd(req->fd, req->offset, req->length,
                                         sha256_hex, md5_b64, whole)
         != 0)
@@ -818,7 +824,7 @@ ngx_http_reductrai_http_put_part(ngx_http_reductrai_storage_t *st,
 
     /* the part is read twice: once for its digests, once to send */
 
-    rc = ngx_http_reductrai_http_put_file(&req, sha, md5, whole, err);
+    rc = ngx_http_reductrai_http_put_file(st, &req, sha, md5, whole, err);
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
         return rc;
     }
@@ -1306,11 +1312,12 @@ ngx_http_reductrai_http_hash_fd(int fd, int64_t offset, int64_t length,
 
     rc = -1;
     buf = malloc(256 * 1024);
-    s = EVP_MD_CTX_new();
+    s = sha256_hex != NULL ? EVP_MD_CTX_new() : NULL;
     m = EVP_MD_CTX_new();
 
-    if (buf == NULL || s == NULL || m == NULL
-        || EVP_DigestInit_ex(s, EVP_sha256(), NULL) != 1
+    if (buf == NULL || m == NULL
+        || (sha256_hex != NULL
+            && (s == NULL || EVP_DigestInit_ex(s, EVP_sha256(), NULL) != 1))
         || EVP_DigestInit_ex(m, EVP_md5(), NULL) != 1)
     {
         errno = ENOMEM;
@@ -1334,7 +1341,7 @@ ngx_http_reductrai_http_hash_fd(int fd, int64_t offset, int64_t length,
             goto failed;
         }
 
-        if (EVP_DigestUpdate(s, buf, (size_t) n) != 1
+        if ((s != NULL && EVP_DigestUpdate(s, buf, (size_t) n) != 1)
             || EVP_DigestUpdate(m, buf, (size_t) n) != 1
             || (whole != NULL && EVP_DigestUpdate(whole, buf, (size_t) n)
                                  != 1))
@@ -1347,14 +1354,17 @@ ngx_http_reductrai_http_hash_fd(int fd, int64_t offset, int64_t length,
         length -= n;
     }
 
-    if (EVP_DigestFinal_ex(s, sha, NULL) != 1
+    if ((s != NULL && EVP_DigestFinal_ex(s, sha, NULL) != 1)
         || EVP_DigestFinal_ex(m, md5, NULL) != 1)
     {
         errno = EINVAL;
         goto failed;
     }
 
-    *ngx_http_reductrai_hex((u_char *) sha256_hex, sha, 32) = '\0';
+    if (s != NULL) {
+        *ngx_http_reductrai_hex((u_char *) sha256_hex, sha, 32) = '\0';
+    }
+
     (void) ngx_http_reductrai_http_base64(md5_b64, md5, 16, 0);
 
     rc = 0;

@@ -126,6 +126,8 @@ typedef ngx_http_reductrai_storage_rc_e (*ngx_http_reductrai_http_request_pt)(
  */
 struct ngx_http_reductrai_http_store_s {
     ngx_http_reductrai_http_request_pt   request;
+    /* do bodies go with their SHA-256 (req->sha256)? */
+    int                                  sha256;
 
     /* a whole object (req: the PUT of the file), or in parts */
     ngx_http_reductrai_storage_rc_e
@@ -322,8 +324,9 @@ void ngx_http_reductrai_http_sha256_hex(const void *p, size_t len, char *hex);
 int ngx_http_reductrai_http_hmac_sha256(const void *key, size_t klen,
     const void *p, size_t len, u_char *out);
 /*
- * SHA-256 (hex) and MD5 (base64) of a file range in one pass; the MD5 is
- * also fed to whole (may be NULL), for a digest of the whole object.
+ * SHA-256 (hex; sha256_hex NULL: none) and MD5 (base64) of a file range
+ * in one pass; the MD5 is also fed to whole (may be NULL), for a digest of
+ * the whole object.
  */
 int ngx_http_reductrai_http_hash_fd(int fd, int64_t offset, int64_t length,
     char *sha256_hex, char *md5_b64, EVP_MD_CTX *whole);

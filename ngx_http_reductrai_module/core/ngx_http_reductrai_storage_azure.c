@@ -113,6 +113,7 @@ static const ngx_http_reductrai_http_store_t
     ngx_http_reductrai_azure_store =
 {
     ngx_http_reductrai_azure_request,
+    0,                                      /* Content-MD5 only */
     ngx_http_reductrai_azure_put_blob,
     ngx_http_reductrai_azure_blocks,
     "x-ms-range",

@@ -142,6 +142,7 @@ const ngx_http_reductrai_storage_backend_t  ngx_http_reductrai_storage_s3 = {
 
 static const ngx_http_reductrai_http_store_t  ngx_http_reductrai_s3_store = {
     ngx_http_reductrai_s3_request,
+    1,                                      /* x-amz-content-sha256 */
     ngx_http_reductrai_s3_put_object,
     ngx_http_reductrai_s3_multipart,
     "Range",
