@@ -189,26 +189,32 @@ ngx_http_reductrai_cli_verify_thread(void *data)
 {
     ngx_http_reductrai_cli_verify_ctx_t *ctx = data;
 
+    int                                    ready;
     size_t                                 i;
     ngx_http_reductrai_reader_t            r;
     ngx_http_reductrai_cli_verify_lines_t  vl;
     ngx_http_reductrai_cli_verify_item_t  *it;
 
-    if (ngx_http_reductrai_reader_init(&r, NGX_HTTP_REDUCTRAI_READ_SHA256,
-                                       ngx_http_reductrai_cli_verify_line,
-                                       &vl)
-        != 0)
-    {
-        return NULL;
-    }
+    ready = ngx_http_reductrai_reader_init(&r, NGX_HTTP_REDUCTRAI_READ_SHA256,
+                                           ngx_http_reductrai_cli_verify_line,
+                                           &vl)
+            == 0;
 
     while (ngx_http_reductrai_cli_jobs_next(&ctx->jobs, &i)) {
         it = (ngx_http_reductrai_cli_verify_item_t *) ctx->jobs.items + i;
 
-        memset(&vl, 0, sizeof(ngx_http_reductrai_cli_verify_lines_t));
-        vl.object = &ctx->jobs.objects[i];
+        if (ready) {
+            memset(&vl, 0, sizeof(ngx_http_reductrai_cli_verify_lines_t));
+            vl.object = &ctx->jobs.objects[i];
 
-        ngx_http_reductrai_cli_verify_object(ctx->jobs.cli, &r, vl.object, it);
+            ngx_http_reductrai_cli_verify_object(ctx->jobs.cli, &r,
+                                                 vl.object, it);
+
+        } else {
+            /* still marked done: the report waits for every object */
+            it->storage_failed = 1;
+            ngx_http_reductrai_cli_problem(it, "out of memory");
+        }
 
         pthread_mutex_lock(&ctx->lock);
         it->done = 1;
@@ -216,7 +222,9 @@ ngx_http_reductrai_cli_verify_thread(void *data)
         pthread_mutex_unlock(&ctx->lock);
     }
 
-    ngx_http_reductrai_reader_free(&r);
+    if (ready) {
+        ngx_http_reductrai_reader_free(&r);
+    }
 
     return NULL;
 }
