@@ -273,7 +273,11 @@ ngx_http_reductrai_cli_ckpt_save(ngx_http_reductrai_cli_ckpt_t *ck)
         }
     }
 
-    if (fsync(fd) == -1 || close(fd) == -1) {
+    if (fsync(fd) == -1) {
+        goto failed;
+    }
+
+    if (close(fd) == -1) {
         fd = -1;
         goto failed;
     }
