@@ -133,7 +133,7 @@ static int ngx_http_reductrai_replay_add_header(
     ngx_http_reductrai_replay_t *rp, const char *h);
 static int ngx_http_reductrai_replay_has_header(
     ngx_http_reductrai_replay_t *rp, const char *name);
-static int ngx_http_reductrai_replay_count(void *data, const u_char *line,
+static int ngx_http_reductrai_replay_ignore(void *data, const u_char *line,
     size_t len);
 static int ngx_http_reductrai_replay_line(void *data, const u_char *line,
     size_t len);
@@ -172,7 +172,6 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
     char                               err[512];
     size_t                             i, n;
     double                             elapsed;
-    uint64_t                           lines;
     struct sigaction                   sa;
     ngx_http_reductrai_reader_t        check, r;
     ngx_http_reductrai_replay_t        rp;
@@ -210,8 +209,7 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
     }
 
     if (ngx_http_reductrai_reader_init(&check, NGX_HTTP_REDUCTRAI_READ_SHA256,
-                                       ngx_http_reductrai_replay_count,
-                                       &lines)
+                                       ngx_http_reductrai_replay_ignore, NULL)
         != 0
         || ngx_http_reductrai_reader_init(&r, 0,
                                           ngx_http_reductrai_replay_line, &rp)
@@ -239,7 +237,6 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
     rp.last_tick = rp.start;
     rp.last_save = rp.start;
 
-    lines = 0;
     corrupt = 0;
     storage = 0;
 
@@ -685,11 +682,11 @@ ngx_http_reductrai_replay_has_header(ngx_http_reductrai_replay_t *rp,
 }
 
 
-static int
-ngx_http_reductrai_replay_count(void *data, const u_char *line, size_t len)
-{
-    (*(uint64_t *) data)++;
+/* the check reads for the reader's count and SHA-256 alone */
 
+static int
+ngx_http_reductrai_replay_ignore(void *data, const u_char *line, size_t len)
+{
     return 0;
 }
 
