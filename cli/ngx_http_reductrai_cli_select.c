@@ -55,6 +55,8 @@ static int ngx_http_reductrai_cli_tail_sink(void *data, const u_char *p,
     size_t len);
 static int ngx_http_reductrai_cli_fd_sink(void *data, const u_char *p,
     size_t len);
+static void ngx_http_reductrai_cli_storage_failed(
+    ngx_http_reductrai_cli_read_t *out, ngx_http_reductrai_storage_err_t *err);
 
 
 void
@@ -804,7 +806,7 @@ ngx_http_reductrai_cli_fetch(ngx_http_reductrai_cli_t *cli, const char *key,
                                             fd, &err);
 
     if (out->storage_rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        memcpy(out->storage_error, err.message, sizeof(err.message));
+        ngx_http_reductrai_cli_storage_failed(out, &err);
         (void) close(*fd);
         *fd = -1;
         return NGX_HTTP_REDUCTRAI_CLI_STORAGE;
@@ -850,12 +852,7 @@ ngx_http_reductrai_cli_read_object(ngx_http_reductrai_cli_t *cli,
         if (out->storage_rc != NGX_HTTP_REDUCTRAI_STORAGE_OK
             && r->rc == NGX_HTTP_REDUCTRAI_READ_OK)
         {
-            memcpy(out->storage_error, err.message, sizeof(err.message));
-
-            if (out->storage_error[0] == '\0') {
-                strcpy(out->storage_error, "unknown error");
-            }
-
+            ngx_http_reductrai_cli_storage_failed(out, &err);
             return NGX_HTTP_REDUCTRAI_CLI_STORAGE;
         }
 
@@ -898,6 +895,20 @@ static int
 ngx_http_reductrai_cli_fd_sink(void *data, const u_char *p, size_t len)
 {
     return ngx_http_reductrai_fd_write(*(int *) data, p, len);
+}
+
+
+/* a failed get's message, never empty */
+
+static void
+ngx_http_reductrai_cli_storage_failed(ngx_http_reductrai_cli_read_t *out,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    memcpy(out->storage_error, err->message, sizeof(out->storage_error));
+
+    if (out->storage_error[0] == '\0') {
+        strcpy(out->storage_error, "unknown error");
+    }
 }
 
 

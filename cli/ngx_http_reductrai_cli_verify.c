@@ -261,8 +261,7 @@ ngx_http_reductrai_cli_verify_object(ngx_http_reductrai_cli_t *cli,
 
         it->storage_failed = 1;
         ngx_http_reductrai_cli_problem(it, "reading failed: %s",
-                                       rd.storage_error[0] ? rd.storage_error
-                                                           : "unknown error");
+                                       rd.storage_error);
         return;
     }
 
