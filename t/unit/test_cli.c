@@ -3,7 +3,8 @@
  * Copyright (C) the ngx_http_reductrai_module authors.
  *
  * Unit tests of the reductrai tool's own code: time arguments, list
- * prefixes (pruning), record filters, checkpoint ranges.
+ * prefixes (pruning), record filters, pruning by trailer, checkpoint
+ * ranges.
  */
 
 
@@ -11,7 +12,9 @@
 
 #include "ngx_http_reductrai_cli.h"
 
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 
 /* 2025-11-25T10:30:00Z */
@@ -275,6 +278,96 @@ test_match(void)
 }
 
 
+/*
+ * Pruning by trailer (cat, replay): an object of an hour that the range
+ * cuts is skipped when its trailer puts every record outside the range; an
+ * object of an hour inside the range is read without asking.  The object
+ * here is its trailer alone, which is all a ranged GET of the tail sees.
+ */
+
+static void
+test_excluded(void)
+{
+    int                               fd;
+    char                              dir[64], uri[96], path[256], *p;
+    u_char                            frame[NGX_HTTP_REDUCTRAI_TRAILER_MAX];
+    size_t                            len;
+    ngx_http_reductrai_cli_t         *cli;
+    ngx_http_reductrai_trailer_t      tr;
+    ngx_http_reductrai_cli_object_t   o;
+
+    static const char  key[] = "stream=metrics/dt=2025-11-25/hour=10/"
+                               "web-1-42-1000-00000001.ndjson.zst";
+
+    /* records from 10:30:00 to 10:40:00 */
+    memset(&tr, 0, sizeof(tr));
+    tr.count = 2;
+    tr.raw_bytes = 100;
+    tr.first_ms = T0;
+    tr.last_ms = T0 + 600000;
+    len = ngx_http_reductrai_trailer_build(frame, sizeof(frame), &tr);
+
+    snprintf(dir, sizeof(dir), "/tmp/rdx-unit-excl-%d", (int) getpid());
+    snprintf(uri, sizeof(uri), "file://%s", dir);
+    snprintf(path, sizeof(path), "%s/%s", dir, key);
+
+    for (p = strchr(path + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        *p = '\0';
+        (void) mkdir(path, 0755);
+        *p = '/';
+    }
+
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ok(len > 0 && fd != -1
+       && ngx_http_reductrai_fd_write(fd, frame, len) == 0,
+       "an object holding a trailer");
+    (void) close(fd);
+
+    cli = cli_new(uri);
+    memset(&o, 0, sizeof(o));
+    o.key = (char *) key;
+    ok(ngx_http_reductrai_object_key_parse(key, strlen(key), &o.id) == 0,
+       "the key parses");
+
+    ok(!ngx_http_reductrai_cli_excluded(cli, &o), "no range: read");
+    is_int(cli->trailer_gets, 0, "no range: no trailer GET");
+
+    cli->time_limited = 1;
+    cli->from = T0 - 30 * 60000;
+    cli->to = T0 + 30 * 60000;
+    ok(!ngx_http_reductrai_cli_excluded(cli, &o), "the whole hour: read");
+    is_int(cli->trailer_gets, 0, "the whole hour: no trailer GET");
+
+    cli->from = T0 + 600001;
+    ok(ngx_http_reductrai_cli_excluded(cli, &o),
+       "--from after the last record: skipped");
+    is_int(cli->trailer_gets, 1, "decided by one trailer GET");
+
+    cli->from = T0 + 600000;
+    ok(!ngx_http_reductrai_cli_excluded(cli, &o),
+       "--from at the last record: read");
+
+    cli->from = T0 - 60000;
+    cli->to = T0;
+    ok(ngx_http_reductrai_cli_excluded(cli, &o),
+       "--to at the first record (exclusive): skipped");
+
+    o.key = "stream=metrics/dt=2025-11-25/hour=10/"
+            "web-1-42-1000-00000002.ndjson.zst";
+    ok(!ngx_http_reductrai_cli_excluded(cli, &o),
+       "no such object: left for the read to report");
+
+    cli_free(cli);
+
+    (void) unlink(path);
+
+    while ((p = strrchr(path, '/')) != NULL && p >= path + strlen(dir)) {
+        *p = '\0';
+        (void) rmdir(path);
+    }
+}
+
+
 static void
 test_checkpoint(void)
 {
@@ -386,6 +479,7 @@ main(void)
     test_time();
     test_prefixes();
     test_match();
+    test_excluded();
     test_checkpoint();
 
     return done_testing();
