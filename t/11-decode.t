@@ -13,7 +13,7 @@ use IO::Compress::RawDeflate qw(rawdeflate);
 use MIME::Base64 qw(decode_base64);
 use JSON::PP;
 use lib 't/lib';
-use RdxTest;
+use RdxTest qw(wait_for zstd_compress);
 
 my $t = RdxTest->new;
 my $up = $t->start_upstream(name => 'vendor', status => 202);
@@ -22,15 +22,6 @@ $t->reductrai_config(directives => { max_decoded_size => '64k' });
 $t->start;
 
 my $json = '{"series":[{"metric":"m","points":[[1764100000,1.5]]}]}';
-
-sub zstd_encode {
-    my ($data) = @_;
-    my $in = $t->path('zstd.in');
-    $t->write_file('zstd.in', $data);
-    my $out = `zstd -q -c -- $in`;
-    die "zstd failed" if $?;
-    return $out;
-}
 
 gzip(\$json => \my $gz) or die;
 deflate(\$json => \my $zlib) or die;
@@ -48,8 +39,8 @@ my @cases = (
     [ multimember => 'gzip',    $gz1 . $gz2, { body => '{"a":1}' } ],
     [ zlib        => 'deflate', $zlib, { body => $json } ],
     [ rawdeflate  => 'deflate', $raw,  { body => $json } ],
-    [ zstd        => 'zstd',    zstd_encode($json), { body => $json } ],
-    [ zstd1       => 'zstd1',   zstd_encode($json), { body => $json } ],
+    [ zstd        => 'zstd',    zstd_compress($json), { body => $json } ],
+    [ zstd1       => 'zstd1',   zstd_compress($json), { body => $json } ],
     [ badgzip     => 'gzip',    "not gzip at all",
       { raw => 1, error => 'invalid_gzip' } ],
     [ truncated   => 'gzip',    substr($gz, 0, length($gz) - 6),

@@ -9,9 +9,8 @@
 use strict;
 use warnings;
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use lib 't/lib';
-use RdxTest;
+use RdxTest qw(wait_for random_text);
 
 my $t = RdxTest->new;
 my $up = $t->start_upstream(name => 'vendor', status => 202);
@@ -46,12 +45,7 @@ EOT
 );
 $t->start;
 
-sub random_json {
-    my ($size) = @_;
-    open my $fh, '<:raw', '/dev/urandom' or die;
-    read $fh, my $bytes, $size * 3 / 4;
-    return '{"blob":"' . encode_base64($bytes, '') . '"}';
-}
+sub random_json { '{"blob":"' . random_text($_[0]) . '"}' }
 
 # --- buffer full: a body larger than reductrai_buffer_size
 

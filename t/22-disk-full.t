@@ -7,9 +7,8 @@
 use strict;
 use warnings;
 use Test::More;
-use MIME::Base64 qw(encode_base64);
 use lib 't/lib';
-use RdxTest;
+use RdxTest qw(wait_for random_text);
 
 my $t = RdxTest->new;
 my $up = $t->start_upstream(name => 'vendor', status => 202);
@@ -39,11 +38,7 @@ EOT
 );
 $t->start;
 
-sub random_json {
-    open my $fh, '<:raw', '/dev/urandom' or die;
-    read $fh, my $bytes, 30_000;
-    return '{"r":"' . encode_base64($bytes, '') . '"}';
-}
+sub random_json { '{"r":"' . random_text(40_000) . '"}' }
 
 my (@acked, @refused);
 for my $i (1 .. 150) {

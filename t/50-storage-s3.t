@@ -17,11 +17,9 @@ use warnings;
 use Test::More;
 use Digest::MD5 qw(md5_base64);
 use Digest::SHA qw(sha256_hex);
-use File::Find ();
-use MIME::Base64 qw(encode_base64);
 use Time::HiRes qw(time sleep);
 use lib 't/lib';
-use RdxTest qw(wait_for parse_key);
+use RdxTest qw(wait_for parse_key random_text);
 use RdxStorage;
 
 my $AK = 'AKIDRDXTEST0001';
@@ -68,60 +66,25 @@ EOT
     );
 }
 
-# every object in s3rver's store: { key => read_archive_object }; objects
-# never change once there, so each is read once
+# every object in s3rver's store: { key => read_archive_object }
 my %cache;
 
 sub objects {
-    my %o;
-    return \%o unless -d $bucket_dir;
-    File::Find::find({ no_chdir => 1, wanted => sub {
-        return unless /\._S3rver_object\z/;
-        (my $key = $File::Find::name) =~ s{^\Q$bucket_dir\E/}{};
-        $key =~ s/\._S3rver_object\z//;
-        my $size = -s $File::Find::name;
-        $cache{$key} = RdxTest::read_archive_object($File::Find::name,
-                                                    key => $key)
-            unless $cache{$key} && $cache{$key}{size} == $size;
-        $o{$key} = $cache{$key};
-    } }, $bucket_dir);
-    return \%o;
+    return RdxStorage::stored_objects($bucket_dir, cache => \%cache,
+                                      suffix => '._S3rver_object');
 }
 
 sub records {
     return map { @{ $_->{records} } } values %{ objects() };
 }
 
-# waits until the store holds records with all these rids
-sub wait_rids {
-    my ($what, @rids) = @_;
-    my %want = map { $_ => 1 } @rids;
-    return wait_for(sub {
-        my %have = map { ($_->{body}{rid} // '') => 1 } records();
-        return !grep { !$have{$_} } keys %want;
-    }, 20, $what);
-}
+sub wait_rids { RdxStorage::wait_rids(\&records, @_) }
 
-sub send_json {
-    my ($path, $rid, %extra) = @_;
-    my $body = JSON::PP->new->canonical->encode({ rid => $rid, %extra });
-    my $r = $t->http(path => $path, body => $body,
-                     headers => [ 'Content-Type' => 'application/json' ]);
-    return $r->{status};
-}
+sub send_json { RdxStorage::send_json($t, @_) }
 
-sub spool_segments { my @s = glob("$spool/*.zst"); scalar @s }
+sub spool_segments { $t->spool_segments }
 
-sub metric { $t->metrics->{ $_[0] } // 'absent' }
-
-# incompressible text: base64 of random bytes (zstd gets it down to 3/4,
-# so 8 MB of it makes a segment of about 6 MB)
-sub blob_text {
-    my ($len) = @_;
-    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
-    read($fh, my $bytes, int($len * 3 / 4) + 3) or die "read: $!";
-    return substr encode_base64($bytes, ''), 0, $len;
-}
+sub metric { $t->metric(@_) }
 
 
 # --- nginx -t refuses what cannot work ------------------------------------
@@ -134,16 +97,7 @@ for my $bad (
     [ 'endpoint=ftp://h', qr/endpoint "ftp:\/\/h" must be http:\/\/ or/ ],
     [ 'key=abc', qr/"key" does not apply to this storage/ ],
 ) {
-    my $conf = $t->write_config(file => 'bad.conf', http => <<"EOT");
-    reductrai_storage s3://archive $bad->[0];
-    server {
-        listen 127.0.0.1:%%PORT_bad%%;
-        location / { reductrai on; reductrai_forward off; }
-    }
-EOT
-    my ($rc, $out) = $t->nginx_t(conf => $conf);
-    isnt($rc, 0, "nginx -t refuses $bad->[0]");
-    like($out, $bad->[1], "... and says why");
+    RdxStorage::refuses($t, "s3://archive $bad->[0]", $bad->[1]);
 }
 
 
@@ -166,7 +120,8 @@ for my $i (1 .. 12) {
 }
 
 ok(wait_rids('the first records in s3rver', @rids), 'all records arrived');
-wait_for(sub { spool_segments() == 0 }, 10, 'spool empty');
+ok(wait_for(sub { spool_segments() == 0 }, 10, 'spool empty'),
+   'the spool is empty once they are stored');
 
 my $objs = objects();
 my @keys = sort keys %$objs;
@@ -278,7 +233,7 @@ like($err, qr/HTTP 404 NoSuchBucket/, '... NoSuchBucket');
 
 # --- multipart: a failed part aborts the upload, the retry completes -------
 
-my $blob = blob_text(8 * 1024 * 1024);
+my $blob = random_text(8 * 1024 * 1024);
 my $mark = $s3->mark;
 $s3->fault(match => 'PUT .*partNumber=2&', action => 'status',
            status => 500, count => 3);
@@ -336,7 +291,7 @@ ok(metric('reductrai_storage_upload_errors_total') >= 1,
 $mark = $s3->mark;
 $s3->fault(match => 'PUT .*partNumber=2&', action => 'hang');
 
-is(send_json('/blob', 'big2', blob => blob_text(8 * 1024 * 1024)), 202,
+is(send_json('/blob', 'big2', blob => random_text(8 * 1024 * 1024)), 202,
    'another 8 MB body acknowledged');
 ok(wait_for(sub { $s3->hung == 1 }, 20, 'part 2 in flight'),
    'the upload hangs in part 2');
@@ -613,7 +568,7 @@ is(RdxStorage::_slurp("$bucket_dir/$target._S3rver_object"), $original,
 
 # --- throughput of one 8 MiB segment, for the record -----------------------
 
-my $seg = $t->write_file('seg8m', blob_text(8 * 1024 * 1024));
+my $seg = $t->write_file('seg8m', random_text(8 * 1024 * 1024));
 ($rc, $out, $err) = RdxStorage::tool($t, "s3://archive/pfx", [
     "endpoint=http://127.0.0.1:" . $s3->ready->{backend},
     "access_key=$AK", "secret_key=$SK" ], 'put', 'pfx/bench/seg8m', $seg);

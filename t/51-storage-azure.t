@@ -13,7 +13,7 @@ use Test::More;
 use Digest::MD5 qw(md5_base64);
 use MIME::Base64 qw(encode_base64 decode_base64);
 use lib 't/lib';
-use RdxTest qw(wait_for parse_key);
+use RdxTest qw(wait_for parse_key random_text);
 use RdxStorage;
 
 my $ACCOUNT = 'rdxacct';
@@ -25,7 +25,6 @@ my $t = RdxTest->new;
 my $az = RdxStorage->start($t, 'azurite.js', name => 'azure',
     args => [ '--account', $ACCOUNT, '--key', $KEY,
               '--container', 'archive' ]);
-my $spool = $t->path('spool');
 my $endpoint = $az->url . "/$ACCOUNT";
 my $common = "endpoint=$endpoint multipart_threshold=5m part_size=5m "
            . "connect_timeout=1s timeout=10s";
@@ -77,31 +76,16 @@ sub objects {
 
 sub records { map { @{ $_->{records} } } values %{ objects() } }
 
-sub wait_rids {
-    my ($what, @rids) = @_;
-    my %want = map { $_ => 1 } @rids;
-    return wait_for(sub {
-        my %have = map { ($_->{body}{rid} // '') => 1 } records();
-        return !grep { !$have{$_} } keys %want;
-    }, 20, $what);
-}
+sub wait_rids { RdxStorage::wait_rids(\&records, @_) }
 
 sub send_json {
-    my ($s, $rid, %extra) = @_;
-    my $body = JSON::PP->new->canonical->encode({ rid => $rid, %extra });
-    return $t->http(path => "/x?s=$s", body => $body)->{status};
+    my ($s, @rid) = @_;
+    return RdxStorage::send_json($t, "/x?s=$s", @rid);
 }
 
-sub spool_segments { my @s = glob("$spool/*.zst"); scalar @s }
+sub spool_segments { $t->spool_segments }
 
-sub metric { $t->metrics->{ $_[0] } // 'absent' }
-
-sub blob_text {
-    my ($len) = @_;
-    open my $fh, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
-    read($fh, my $bytes, int($len * 3 / 4) + 3) or die "read: $!";
-    return substr encode_base64($bytes, ''), 0, $len;
-}
+sub metric { $t->metric(@_) }
 
 
 # --- nginx -t refuses what cannot work ------------------------------------
@@ -117,16 +101,7 @@ for my $bad (
     [ "azure://$ACCOUNT/archive sse=AES256", qr/"sse" does not apply/ ],
     [ "azure://$ACCOUNT", qr/must be azure:\/\/account\/container/ ],
 ) {
-    my $conf = $t->write_config(file => 'bad.conf', http => <<"EOT");
-    reductrai_storage $bad->[0];
-    server {
-        listen 127.0.0.1:%%PORT_bad%%;
-        location / { reductrai on; reductrai_forward off; }
-    }
-EOT
-    my ($rc, $out) = $t->nginx_t(conf => $conf);
-    isnt($rc, 0, "nginx -t refuses $bad->[0]");
-    like($out, $bad->[1], "... and says why");
+    RdxStorage::refuses($t, @$bad);
 }
 
 
@@ -145,7 +120,8 @@ for my $i (1 .. 9) {
     push @rids, "a$i";
 }
 ok(wait_rids('the records in Azurite', @rids), 'all records arrived');
-wait_for(sub { spool_segments() == 0 }, 10, 'spool empty');
+ok(wait_for(sub { spool_segments() == 0 }, 10, 'spool empty'),
+   'the spool is empty once they are stored');
 
 my $objs = objects();
 my @keys = sort keys %$objs;
@@ -209,7 +185,7 @@ like($err7, qr/HTTP 404 ContainerNotFound/, '... ContainerNotFound');
 
 # --- a large segment: Put Block, then Put Block List ----------------------
 
-my $blob = blob_text(8 * 1024 * 1024);
+my $blob = random_text(8 * 1024 * 1024);
 my $mark = $az->mark;
 
 is(send_json('blobs', 'big1', blob => $blob), 202, '8 MB body acknowledged');

@@ -13,9 +13,8 @@ use warnings;
 use Test::More;
 use JSON::PP ();
 use POSIX ();
-use MIME::Base64 qw(encode_base64);
 use lib 't/lib';
-use RdxTest qw(wait_for parse_key);
+use RdxTest qw(wait_for parse_key random_text);
 use RdxStorage;
 
 my $EMAIL = 'archiver@rdx-test.iam.gserviceaccount.com';
@@ -23,7 +22,6 @@ my $LIFETIME = 4;
 
 my $t = RdxTest->new;
 my $dir = $t->dir;
-my $spool = $t->path('spool');
 
 sub openssl {
     my $pid = fork // die "fork: $!";
@@ -86,38 +84,20 @@ EOT
 
 my %cache;
 
-sub objects {
-    my %o;
-    for my $obj ($t->archive_objects($bucket_dir, decode => 0)) {
-        my $c = $cache{ $obj->{key} };
-        $c = $cache{ $obj->{key} } = RdxTest::read_archive_object(
-                 $obj->{path}, key => $obj->{key})
-            unless $c && $c->{size} == $obj->{size};
-        $o{ $obj->{key} } = $c;
-    }
-    return \%o;
-}
+sub objects { RdxStorage::stored_objects($bucket_dir, cache => \%cache) }
 
 sub records { map { @{ $_->{records} } } values %{ objects() } }
 
-sub wait_rids {
-    my ($what, @rids) = @_;
-    my %want = map { $_ => 1 } @rids;
-    return wait_for(sub {
-        my %have = map { ($_->{body}{rid} // '') => 1 } records();
-        return !grep { !$have{$_} } keys %want;
-    }, 20, $what);
-}
+sub wait_rids { RdxStorage::wait_rids(\&records, @_) }
 
 sub send_json {
-    my ($s, $rid, %extra) = @_;
-    my $body = JSON::PP->new->canonical->encode({ rid => $rid, %extra });
-    return $t->http(path => "/x?s=$s", body => $body)->{status};
+    my ($s, @rid) = @_;
+    return RdxStorage::send_json($t, "/x?s=$s", @rid);
 }
 
-sub spool_segments { my @s = glob("$spool/*.zst"); scalar @s }
+sub spool_segments { $t->spool_segments }
 
-sub metric { $t->metrics->{ $_[0] } // 'absent' }
+sub metric { $t->metric(@_) }
 
 
 # --- nginx -t refuses what cannot work ------------------------------------
@@ -135,16 +115,7 @@ for my $bad (
     [ 'gs://archive access_key=a secret_key=b session_token=c',
       qr/"session_token" does not apply/ ],
 ) {
-    my $conf = $t->write_config(file => 'bad.conf', http => <<"EOT");
-    reductrai_storage $bad->[0];
-    server {
-        listen 127.0.0.1:%%PORT_bad%%;
-        location / { reductrai on; reductrai_forward off; }
-    }
-EOT
-    my ($rc, $out) = $t->nginx_t(conf => $conf);
-    isnt($rc, 0, "nginx -t refuses $bad->[0]");
-    like($out, $bad->[1], '... and says why');
+    my $out = RdxStorage::refuses($t, @$bad);
     unlike($out, qr/MIIEvQ/, '... quoting nothing of the key file');
 }
 
@@ -224,9 +195,7 @@ is(stats()->{unauthorized}, 0, 'never an expired token: refreshed ahead');
 
 # --- multipart through the XML API -----------------------------------------
 
-open my $rnd, '<:raw', '/dev/urandom' or die;
-read $rnd, my $bytes, 6 * 1024 * 1024;
-my $blob = encode_base64($bytes, '');
+my $blob = random_text(8 * 1024 * 1024);
 $mark = $gcs->mark;
 
 is(send_json('blobs', 'big1', blob => $blob), 202, '8 MB body acknowledged');

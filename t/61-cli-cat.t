@@ -18,19 +18,11 @@ use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use RdxTest qw(wait_for parse_key);
+use RdxTest qw(wait_for parse_key zstd_compress);
 use RdxCli qw(cli cli_start cli_wait module_archive);
 
 my $t = RdxTest->new;
 my $json = JSON::PP->new->utf8->canonical;
-
-sub zstd_c {
-    my ($data) = @_;
-    my $in = $t->write_file('zin', $data);
-    my $out = `zstd -q -c $in`;
-    die "zstd failed" if $?;
-    return $out;
-}
 
 sub fp { substr(sha256_hex($_[0]), 0, 8) }
 
@@ -43,7 +35,7 @@ my $binary = "\x00\x01\x02\xff\xfe binary";
 
 gzip(\$series => \my $series_gz) or die $GzipError;
 my $logs_zlib = Compress::Zlib::compress($logs2);
-my $logs_zstd = zstd_c($logs3);
+my $logs_zstd = zstd_compress($logs3);
 
 # batch A, then (300 ms later) batch B: --from/--to split them by ts
 my @a = (

@@ -21,19 +21,11 @@ use JSON::PP ();
 use Test::More;
 use Time::HiRes qw(time sleep);
 
-use RdxTest qw(wait_for);
+use RdxTest qw(wait_for zstd_compress);
 use RdxCli qw(cli cli_start cli_wait module_archive);
 
 my $t = RdxTest->new;
 my $json = JSON::PP->new->utf8->canonical;
-
-sub zstd_c {
-    my ($data) = @_;
-    my $in = $t->write_file('zin', $data);
-    my $out = `zstd -q -c $in`;
-    die 'zstd failed' if $?;
-    return $out;
-}
 
 sub zstd_d {
     my ($data) = @_;
@@ -76,7 +68,7 @@ my @orig = (
       want => $logs, ct => 'application/json', ce => 'deflate',
       headers => [ 'Content-Type' => 'application/json',
                    'Content-Encoding' => 'deflate' ] },
-    { path => '/api/v2/logs?n=4', body => zstd_c($logs_z), want => $logs_z,
+    { path => '/api/v2/logs?n=4', body => zstd_compress($logs_z), want => $logs_z,
       ce => 'zstd1', headers => [ 'Content-Encoding' => 'zstd1' ] },
     { path => '/other/put?n=5', method => 'PUT', body => $binary,
       want => $binary, ct => 'application/octet-stream',

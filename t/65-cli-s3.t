@@ -12,7 +12,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Find ();
 use IO::Compress::Gzip qw(gzip $GzipError);
 use JSON::PP ();
 use Test::More;
@@ -38,16 +37,9 @@ my $env = { AWS_ACCESS_KEY_ID => $AK, AWS_SECRET_ACCESS_KEY => $SK };
 
 # every object in s3rver's store
 sub objects {
-    my @o;
-    return @o unless -d $bucket_dir;
-    File::Find::find({ no_chdir => 1, wanted => sub {
-        return unless /\._S3rver_object\z/;
-        (my $key = $File::Find::name) =~ s{^\Q$bucket_dir\E/}{};
-        $key =~ s/\._S3rver_object\z//;
-        push @o, RdxTest::read_archive_object($File::Find::name,
-                                              key => $key);
-    } }, $bucket_dir);
-    return sort { $a->{key} cmp $b->{key} } @o;
+    my $o = RdxStorage::stored_objects($bucket_dir,
+                                       suffix => '._S3rver_object');
+    return map { $o->{$_} } sort keys %$o;
 }
 
 sub stored { my $n = 0; $n += @{ $_->{lines} } for objects(); $n }

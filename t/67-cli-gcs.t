@@ -11,7 +11,6 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 
-use File::Find ();
 use JSON::PP ();
 use Test::More;
 
@@ -60,11 +59,8 @@ my $uri = 'gs://archive/pfx';
 
 sub stored {
     my $n = 0;
-    return 0 unless -d $bucket_dir;
-    File::Find::find({ no_chdir => 1, wanted => sub {
-        $n += @{ RdxTest::read_archive_object($_)->{lines} }
-            if -f && /\.ndjson\.zst\z/;
-    } }, $bucket_dir);
+    $n += @{ $_->{lines} }
+        for values %{ RdxStorage::stored_objects($bucket_dir) };
     return $n;
 }
 

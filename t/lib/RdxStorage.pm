@@ -14,6 +14,13 @@ package RdxStorage;
 #   $s3->requests(since => $mark)      recorded requests, oldest first
 #   $s3->mark                          a position in the request log
 #   ($rc, $out, $err) = RdxStorage::tool($t, $uri, \@params, @command)
+#
+# For the tests' own checks:
+#   RdxStorage::stored_objects($dir, suffix => '._S3rver_object',
+#       cache => \%cache)            { key => read_archive_object } of a store
+#   RdxStorage::wait_rids(\&records, $what, @rids)  records with these rids
+#   RdxStorage::send_json($t, $path, $rid, %fields)  POST, returns the status
+#   RdxStorage::refuses($t, $storage_args, qr/why/)  nginx -t fails, says why
 
 use strict;
 use warnings;
@@ -24,6 +31,9 @@ use File::Basename qw(dirname);
 use JSON::PP ();
 use POSIX qw(WNOHANG);
 use Time::HiRes qw(sleep);
+
+use File::Find ();
+use Test::More ();
 
 use RdxTest qw(wait_for);
 
@@ -189,6 +199,76 @@ sub tool {
     my $rc = $? >> 8;
 
     return ($rc, _slurp("$dir/tool.out") // '', _slurp("$dir/tool.err") // '');
+}
+
+
+# The archive objects a protocol server keeps as files below $dir:
+# { key => read_archive_object }.  suffix: what the server appends to the
+# key (s3rver: "._S3rver_object").  Objects never change once stored, so
+# with a cache each is read once.
+sub stored_objects {
+    my ($dir, %opt) = @_;
+    my $suffix = $opt{suffix} // '';
+    my $cache = $opt{cache} // {};
+    my %o;
+
+    return \%o unless -d $dir;
+
+    File::Find::find({ no_chdir => 1, wanted => sub {
+        return unless /\.ndjson\.zst\Q$suffix\E\z/ && -f;
+        my $path = $File::Find::name;
+        (my $key = $path) =~ s{^\Q$dir\E/+}{};
+        $key =~ s/\Q$suffix\E\z//;
+        my $size = -s $path;
+        $cache->{$key} = RdxTest::read_archive_object($path, key => $key)
+            unless $cache->{$key} && $cache->{$key}{size} == $size;
+        $o{$key} = $cache->{$key};
+    } }, $dir);
+
+    return \%o;
+}
+
+
+# Waits until $records->() holds a record for each of these rids (the
+# "rid" field of the bodies send_json sends); true when it does.
+sub wait_rids {
+    my ($records, $what, @rids) = @_;
+    my %want = map { $_ => 1 } @rids;
+
+    return wait_for(sub {
+        my %have = map { ($_->{body}{rid} // '') => 1 } $records->();
+        return !grep { !$have{$_} } keys %want;
+    }, 20, $what);
+}
+
+
+sub send_json {
+    my ($t, $path, $rid, %fields) = @_;
+    my $body = JSON::PP->new->canonical->encode({ rid => $rid, %fields });
+    my $r = $t->http(path => $path, body => $body,
+                     headers => [ 'Content-Type' => 'application/json' ]);
+    return $r->{status};
+}
+
+
+# nginx -t of "reductrai_storage $args;" fails, with a message matching
+# $why; returns the output.
+sub refuses {
+    my ($t, $args, $why) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+
+    my $conf = $t->write_config(file => 'bad.conf', http => <<"EOT");
+    reductrai_storage $args;
+    server {
+        listen 127.0.0.1:%%PORT_bad%%;
+        location / { reductrai on; reductrai_forward off; }
+    }
+EOT
+    my ($rc, $out) = $t->nginx_t(conf => $conf);
+    Test::More::isnt($rc, 0, "nginx -t refuses $args");
+    Test::More::like($out, $why, '... and says why');
+
+    return $out;
 }
 
 

@@ -37,7 +37,9 @@ package RdxTest;
 #       finish, stop, results, running
 #   $t->archive_objects($dir, decode => 1), archive_records($dir),
 #       read_archive_object($path), write_archive_object($path, $ndjson),
-#       parse_key($key)
+#       parse_key($key), zstd_compress($bytes)
+#   $t->metrics, metric($name), health, spool_segments
+#   random_text($len)                   base64 of random bytes, $len chars
 #   wait_for(sub {...}, $seconds, $what)
 #   $t->check_error_log(allow => [qr/.../], stop => 1), error_log,
 #       grep_log(qr/.../, since => $t->log_mark)
@@ -64,13 +66,14 @@ use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
+use MIME::Base64 ();
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken refaddr);
 use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT    = qw(wait_for);
-our @EXPORT_OK = qw(wait_for parse_key);
+our @EXPORT_OK = qw(wait_for parse_key random_text zstd_compress);
 
 my $REPO = abs_path(dirname(__FILE__) . '/../..');
 
@@ -1139,6 +1142,21 @@ sub metrics {
 }
 
 
+# one value of /metrics, 'absent' when it is not there
+sub metric {
+    my ($self, $name) = @_;
+    return $self->metrics->{$name} // 'absent';
+}
+
+
+# sealed segments waiting in <dir>/spool
+sub spool_segments {
+    my ($self) = @_;
+    my @s = glob($self->path('spool') . '/*.zst');
+    return scalar @s;
+}
+
+
 # /metrics of a stopped instance: start it, read, stop it again
 sub metrics_after_start {
     my ($self) = @_;
@@ -1244,8 +1262,7 @@ sub write_archive_object {
     shift if ref $_[0];
     my ($path, $ndjson, %trailer) = @_;
 
-    my ($rc, $zst, $err) = _run_out([ 'zstd', '-q', '-c' ], input => $ndjson);
-    croak "zstd failed: $err" if $rc != 0;
+    my $zst = zstd_compress($ndjson);
 
     my @lines = grep { length } split /\n/, $ndjson;
     my ($first) = ($lines[0] // '') =~ /"ts":"([^"]*)"/;
@@ -1268,6 +1285,24 @@ sub write_archive_object {
     close $fh or croak "close $path: $!";
 
     return $path;
+}
+
+
+sub zstd_compress {
+    my ($bytes) = @_;
+    my ($rc, $zst, $err) = _run_out([ 'zstd', '-q', '-c' ], input => $bytes);
+    croak "zstd failed: $err" if $rc != 0;
+    return $zst;
+}
+
+
+# $len characters of base64 of random bytes: a body zstd cannot shrink
+# much below 3/4 of its size
+sub random_text {
+    my ($len) = @_;
+    open my $fh, '<:raw', '/dev/urandom' or croak "/dev/urandom: $!";
+    read($fh, my $bytes, int($len * 3 / 4) + 3) or croak "read: $!";
+    return substr MIME::Base64::encode_base64($bytes, ''), 0, $len;
 }
 
 
@@ -1561,7 +1596,6 @@ sub name { $_[0]{name} }
 sub port { $_[0]{port} }
 sub url  { "http://127.0.0.1:$_[0]{port}" }
 sub pids { @{ $_[0]{pids} } }
-sub log_path { $_[0]{log} }
 
 
 sub set {
