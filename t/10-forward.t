@@ -125,7 +125,7 @@ ok($r->{forwarded}, 'forwarded');
 is($r->{size}, length $payload, 'size is the body size');
 is_deeply($r->{body}, $json->decode($payload), 'body is the JSON value');
 
-my ($obj) = grep { grep { ($_ // {})->{request_id} // '' eq 'req-42' }
+my ($obj) = grep { grep { (($_ // {})->{request_id} // '') eq 'req-42' }
                    @{ $_->{records} } } $t->archive_objects($t->archive_dir);
 my ($line) = grep { /req-42/ } @{ $obj->{lines} };
 like($line, qr/"body":\Q$minified\E\}$/,

@@ -87,6 +87,7 @@ is($r->{status}, 202, 'odd header bytes are accepted');
 
 my @records = $t->wait_archived(10);
 my %rec = map { $_->{uri} => $_ } @records;
+is(scalar @records, 10, 'ten records: the requests that were accepted');
 
 ok(!$rec{'/aborted'}, 'the aborted request is not archived');
 ok(!$rec{'/stalled'}, 'the stalled request is not archived');

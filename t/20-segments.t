@@ -90,8 +90,9 @@ ok($hour_ok, 'the partition is the hour of the records');
 my $before = @objects;
 $t->http(path => '/metrics/late', body => '{"late":1}');
 my $t0 = time;
-wait_for(sub { $t->archive_objects($t->archive_dir) > $before },
-         15, 'a lone record sealed by age');
+ok(wait_for(sub { $t->archive_objects($t->archive_dir) > $before },
+            15, 'a lone record sealed by age'),
+   'a lone record is sealed by reductrai_segment_age');
 my $age = time - $t0;
 ok($age >= 1, "sealed by age after ${age}s, not at once");
 

@@ -30,8 +30,10 @@ sub traced {
              '-o', $trace, '-p', $worker;
         exit 127;
     }
-    wait_for(sub { RdxTest::_slurp("/proc/$worker/status")
-                   =~ /^TracerPid:\s+[1-9]/m }, 10, 'strace attached');
+    # without a tracer "no fdatasync()" would hold for an empty trace
+    ok(wait_for(sub { RdxTest::_slurp("/proc/$worker/status")
+                      =~ /^TracerPid:\s+[1-9]/m }, 10, 'strace attached'),
+       "$durability: strace attached to the worker");
 
     my $res = $t->load(n => $requests, concurrency => $concurrency);
 
@@ -68,6 +70,7 @@ system('rm', '-rf', $t->archive_dir . '/stream=default');
 ($res, $lines) = traced('write', 200, 4);
 @syncs = grep { /fdatasync/ } @$lines;
 is((grep { $_ == 202 } values %$res), 200, 'write: every request answered');
+ok((grep { /HTTP\/1\.1 202/ } @$lines), 'write: the trace saw the answers');
 is(scalar @syncs, 0, 'write: no fdatasync() while serving');
 
 # async: answers do not wait for the encoder

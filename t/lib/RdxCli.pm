@@ -191,9 +191,11 @@ EOF
 # ({path, body, headers => [...], method, pause}), stops nginx gracefully
 # (which seals and ships the open segments) and waits until the archive
 # holds every record (count => sub { records stored } for other storage).
-# Returns the archive directory and the responses.
+# Returns the archive directory and the responses; an unexpected status
+# (expect => N, 202 by default) or a missing record fails a test.
 sub module_archive {
     my ($t, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
     my $dir = $t->dir;
     my @reqs = @{ $o{requests} // [] };
 
@@ -222,7 +224,8 @@ sub module_archive {
         my $r = $t->http(path => $q->{path}, body => $q->{body},
                          method => $q->{method} // 'POST',
                          headers => $q->{headers} // []);
-        Test::More::diag("$q->{path}: status $r->{status}")
+        Test::More::fail("$q->{path}: status $r->{status}, want "
+                         . ($q->{expect} // 202))
             if $r->{status} != ($q->{expect} // 202);
         push @resp, $r;
         sleep $q->{pause} if $q->{pause};
@@ -234,7 +237,7 @@ sub module_archive {
     my $n;
     wait_for(sub { ($n = $count->()) >= $want }, 30,
              "archive to hold $want records") or
-        Test::More::diag("archive holds $n records, want $want");
+        Test::More::fail("the archive holds $n records, want $want");
 
     return ("$dir/archive", \@resp);
 }
