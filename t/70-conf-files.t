@@ -22,27 +22,12 @@ use JSON::PP ();
 use Test::More;
 
 use RdxTest qw(wait_for);
-use RdxDeploy;
+use RdxDeploy qw(slurp);
 
 my $t = RdxTest->new;
 my $dir = $t->dir;
 my $repo = RdxDeploy::repo;
 my $nginx = $t->binary;
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!";
-    local $/;
-    return <$fh>;
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open my $fh, '>', $f or die "$f: $!";
-    print $fh $s;
-    close $fh or die "$f: $!";
-    return $f;
-}
 
 # "nginx -t" passed: exit 0, both success lines, no warning.
 sub nginx_t_ok {
@@ -126,7 +111,7 @@ my $sb = RdxDeploy::Sandbox->new(
                           {include datadog-sites/$name.conf;}m;
         $v =~ s{^reductrai_storage\s[^;]*;}
                {reductrai_storage file:///var/spool/reductrai-archive;}ms;
-        my $f = spew("$dir/datadog-$name.conf", $v);
+        my $f = $t->write_file("$dir/datadog-$name.conf", $v);
         my $wrap = $t->write_config(http => "include $f;",
                                     file => "wrap-datadog-$name.conf");
         nginx_t_ok($wrap, "datadog.conf, site $name, file:// storage");
@@ -232,7 +217,7 @@ for my $n (sort keys %intake) {
             die "unknown intake $h" unless $n;
             'server 127.0.0.1:' . $t->port($n) . ';';
         }ge;
-    spew("$dir/datadog-sites/local.conf", $site);
+    $t->write_file("$dir/datadog-sites/local.conf", $site);
 
     my $v = slurp("$repo/conf/datadog.conf");
     $v =~ s{^include\s+datadog-sites/\S+;}{include datadog-sites/local.conf;}m;

@@ -19,26 +19,11 @@ use JSON::PP ();
 use Test::More;
 
 use RdxTest;
-use RdxDeploy;
+use RdxDeploy qw(slurp);
 
 my $t = RdxTest->new;
 my $dir = $t->dir;
 my $repo = RdxDeploy::repo;
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!";
-    local $/;
-    return <$fh>;
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open my $fh, '>', $f or die "$f: $!";
-    print $fh $s;
-    close $fh or die "$f: $!";
-    return $f;
-}
 
 my $df = slurp("$repo/Dockerfile");
 (my $dfj = $df) =~ s/\\\n/ /g;                  # continuation lines joined
@@ -142,7 +127,9 @@ like($nc, qr{^pid\s+/tmp/}m, 'nginx.conf: pid file writable by nginx');
 # What the Dockerfile copies is in the build context (.dockerignore).
 {
     my @allow = slurp("$repo/.dockerignore") =~ /^!(\S+)$/mg;
-    for my $src ($dfj =~ /^COPY (?!--from)(\S+)/mg) {
+    my @copies = $dfj =~ /^COPY (?!--from)(\S+)/mg;
+    cmp_ok(scalar @copies, '>=', 5, 'the Dockerfile copies from the context');
+    for my $src (@copies) {
         (my $s = $src) =~ s{/$}{};
         ok((grep { $s eq $_ || index($s, "$_/") == 0 } @allow),
            ".dockerignore admits $src");
@@ -196,12 +183,12 @@ is_deeply([ sort @ours ],
 # sourced and .sh files run in version order, in one pipeline subshell;
 # every *.template rendered with envsubst of the variables that are
 # defined, into /etc/nginx/conf.d, keeping subdirectories).
-spew("$root/entrypoint.d/15-local-resolvers.envsh", <<'EOF');
+$t->write_file("$root/entrypoint.d/15-local-resolvers.envsh", <<'EOF');
 [ "${NGINX_ENTRYPOINT_LOCAL_RESOLVERS:-}" ] || return 0
 NGINX_LOCAL_RESOLVERS=$(awk '$1 == "nameserver" { printf "%s%s", s, $2; s = " " }' /etc/resolv.conf)
 export NGINX_LOCAL_RESOLVERS
 EOF
-spew("$root/entrypoint.d/20-envsubst-on-templates.sh", <<'EOF');
+$t->write_file("$root/entrypoint.d/20-envsubst-on-templates.sh", <<'EOF');
 #!/bin/sh
 set -e
 vars=$(env | sed -n 's/^\([A-Za-z_][A-Za-z0-9_]*\)=.*/${\1}/p' | tr '\n' ' ')
@@ -215,7 +202,7 @@ done
 EOF
 chmod 0755, "$root/entrypoint.d/15-local-resolvers.envsh",
             "$root/entrypoint.d/20-envsubst-on-templates.sh";
-spew("$root/docker-entrypoint.sh", <<EOF);
+$t->write_file("$root/docker-entrypoint.sh", <<EOF);
 #!/bin/sh
 set -e
 rm -rf /etc/nginx/conf.d/*

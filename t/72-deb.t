@@ -17,7 +17,7 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 
 use RdxTest qw(wait_for);
-use RdxDeploy;
+use RdxDeploy qw(slurp);
 
 my $t = RdxTest->new;
 my $dir = $t->dir;
@@ -25,13 +25,6 @@ my $repo = RdxDeploy::repo;
 my $pkg = 'libnginx-mod-http-reductrai';
 my $avail = '/usr/share/nginx/modules-available/mod-http-reductrai.conf';
 my $link = '/etc/nginx/modules-enabled/50-mod-http-reductrai.conf';
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!";
-    local $/;
-    return <$fh>;
-}
 
 sub installed {
     my ($rc, $out) = RdxDeploy::run('dpkg-query', '-W', '-f=${Status}',

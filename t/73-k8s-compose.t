@@ -13,19 +13,12 @@ use lib "$FindBin::Bin/lib";
 use Test::More;
 
 use RdxTest;
-use RdxDeploy;
+use RdxDeploy qw(slurp);
 
 my $t = RdxTest->new;
 my $repo = RdxDeploy::repo;
 my $k8s = "$repo/packaging/kubernetes";
 my $compose = "$repo/packaging/compose";
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!";
-    local $/;
-    return <$fh>;
-}
 
 # "90s", "1m30s", 90 -> 90
 sub seconds {

@@ -14,27 +14,12 @@ use JSON::PP ();
 use Test::More;
 
 use RdxTest qw(wait_for);
-use RdxDeploy;
+use RdxDeploy qw(slurp);
 
 my $t = RdxTest->new;
 my $dir = $t->dir;
 my $repo = RdxDeploy::repo;
 my $prom = "$repo/packaging/prometheus";
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<', $f or die "$f: $!";
-    local $/;
-    return <$fh>;
-}
-
-sub spew {
-    my ($f, $s) = @_;
-    open my $fh, '>', $f or die "$f: $!";
-    print $fh $s;
-    close $fh or die "$f: $!";
-    return $f;
-}
 
 
 # --- what the module exports ------------------------------------------------
@@ -247,7 +232,7 @@ check_names('dashboard.json', @exprs, @var_queries);
         $q =~ s/\$instance/.*/g;
         push @rules, { record => 'reductrai:dashboard_' . ++$n, expr => $q };
     }
-    my $f = spew("$dir/dashboard-rules.yml", JSON::PP->new->encode(
+    my $f = $t->write_file("$dir/dashboard-rules.yml", JSON::PP->new->encode(
         { groups => [ { name => 'dashboard', rules => \@rules } ] }));
     my ($rc, $out) = RdxDeploy::run('promtool', 'check', 'rules', $f);
     is($rc, 0, "every dashboard query is valid PromQL ($n queries)")

@@ -4,7 +4,7 @@ package RdxDeploy;
 # are (conf/, packaging/, Dockerfile) are checked with the tools that read
 # them, on this machine, without touching it.
 #
-#   use RdxDeploy;
+#   use RdxDeploy qw(slurp);
 #   my $sb = RdxDeploy::Sandbox->new(dir => $t->dir,
 #       hosts => [ 'metrics.agent.datadoghq.com' ],
 #       tmpfs => [ '/var/spool', '/var/log' ],
@@ -24,6 +24,7 @@ package RdxDeploy;
 # mkdir, binds, files.  Nothing in it listens or connects.
 #
 #   RdxDeploy::repo                 the repository's top directory
+#   slurp($file)                    its content; dies when it cannot be read
 #   RdxDeploy::run(@cmd)            (exit code, stdout+stderr)
 #   RdxDeploy::yaml_docs($file)     the YAML documents of a file (python3-yaml,
 #                                   yamllint's own dependency, as JSON)
@@ -35,13 +36,26 @@ use warnings;
 
 use Carp qw(croak);
 use Cwd qw(abs_path);
+use Exporter qw(import);
 use File::Basename qw(dirname);
 use File::Temp qw(tempfile);
 use JSON::PP ();
 
+our @EXPORT_OK = qw(slurp);
+
 my $REPO = abs_path(dirname(__FILE__) . '/../..');
 
 sub repo { $REPO }
+
+
+# A file the test reads must be there: a missing one is a failure, not an
+# empty string that a negative check would pass on.
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<', $f or croak "$f: $!";
+    local $/;
+    return scalar <$fh>;
+}
 
 
 sub quote {
