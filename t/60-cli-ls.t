@@ -110,7 +110,8 @@ for my $o (@objects) {
                 $o->{raw_bytes}, $o->{trailer}{first_ts},
                 $o->{trailer}{last_ts} ],
               "json for $o->{key}");
-    ok($e->{trailer} eq '1' || $e->{trailer} == 1, 'trailer: true');
+    ok(JSON::PP::is_bool($e->{trailer}) && $e->{trailer},
+       "$o->{key}: trailer: true (a JSON boolean)");
 }
 
 
