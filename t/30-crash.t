@@ -72,10 +72,10 @@ sub run_scenario {
 run_scenario('write', sub {
     sleep 1;
     my @w = $t->worker_pids;
-    kill 'KILL', $w[0];
+    ok(@w && kill('KILL', $w[0]), 'write: a worker killed');
     sleep 1;
     @w = $t->worker_pids;
-    kill 'KILL', $w[-1];
+    ok(@w && kill('KILL', $w[-1]), 'write: another worker killed');
     sleep 1;
     $t->kill_master9;
     sleep 0.5;
@@ -95,7 +95,7 @@ run_scenario('fsync', sub {
     $t->start;
     sleep 1;
     my @w = $t->worker_pids;
-    kill 'KILL', $w[0];
+    ok(@w && kill('KILL', $w[0]), 'fsync: a worker killed');
     sleep 1;
 });
 

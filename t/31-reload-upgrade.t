@@ -30,7 +30,7 @@ sleep 0.5;
 
 my @w = $t->worker_pids;
 my $killed = $w[0];
-kill 'KILL', $killed;
+ok($killed && kill('KILL', $killed), 'a worker killed with SIGKILL');
 sleep 0.5;
 
 # binary upgrade: a new master beside the old one, then the old goes away
