@@ -538,6 +538,30 @@ $t->write_file('pod-token', "rdx-pod-identity-token\n");
 ok(wait_rids('the record kept while the endpoint refused us', 'tmp-refused'),
    'the keys are fetched again and the record arrives');
 
+# a plain http:// endpoint elsewhere than this host or the ECS/EKS
+# link-local addresses never gets the token (as the AWS SDKs refuse it)
+
+config(creds => '', http => $creds_server,
+       main => "env AWS_CONTAINER_CREDENTIALS_FULL_URI="
+               . "http://127.0.0.1.nip.example:%%PORT_creds%%/v1/credentials;\n"
+               . "env AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%%DIR%%/pod-token;");
+$log_mark = $t->log_mark;
+$t->reload;
+
+is(send_json('/api/v2/series', 'tmp-untrusted'), 202,
+   'untrusted endpoint: still acknowledged');
+ok(wait_for(sub {
+       $t->grep_log(qr/credentials: an http:\/\/ container endpoint must be on a loopback/,
+                    since => $log_mark)
+   }, 20, 'the untrusted endpoint refused'),
+   'an http:// endpoint on another host is refused, with the reason');
+
+config(creds => '', main => $temporary[0][1], http => $creds_server);
+$t->reload;
+ok(wait_rids('the record kept while the endpoint was untrusted',
+             'tmp-untrusted'),
+   '... and the record arrives once the endpoint is a trusted one');
+
 
 # --- a complete object is never written again ------------------------------
 

@@ -83,6 +83,7 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_imds_get(
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_parse(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_aws_keys_t *keys,
     time_t *expires, ngx_http_reductrai_storage_err_t *err);
+static int ngx_http_reductrai_aws_uri_trusted(const char *uri);
 static char *ngx_http_reductrai_aws_env(const char *name);
 
 
@@ -289,6 +290,14 @@ ngx_http_reductrai_aws_container(ngx_http_reductrai_aws_creds_t *c,
     char                            *token, ferr[128];
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
+
+    if (!ngx_http_reductrai_aws_uri_trusted(c->uri)) {
+        ngx_http_reductrai_storage_error(err, 0, "an http:// container "
+                                         "endpoint must be on a loopback or "
+                                         "the ECS/EKS link-local address "
+                                         "(else use https://)");
+        return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
 
     token = NULL;
 
@@ -523,6 +532,57 @@ ngx_http_reductrai_aws_parse(ngx_http_reductrai_http_t *h,
     }
 
     return NGX_HTTP_REDUCTRAI_STORAGE_OK;
+}
+
+
+/*
+ * As the AWS SDKs do: a plain http:// endpoint, which gets the
+ * authorization token and returns keys in clear, only on this host or at
+ * the link-local addresses of ECS (169.254.170.2) and EKS Pod Identity.
+ */
+
+static int
+ngx_http_reductrai_aws_uri_trusted(const char *uri)
+{
+    size_t       len;
+    const char  *host, *end;
+
+    static const char  *trusted[] = {
+        "localhost", "[::1]", "169.254.170.2", "169.254.170.23",
+        "[fd00:ec2::23]", NULL
+    };
+    const char        **t;
+
+    if (strncasecmp(uri, "https://", 8) == 0) {
+        return 1;
+    }
+
+    if (strncasecmp(uri, "http://", 7) != 0) {
+        return 0;
+    }
+
+    host = uri + 7;
+    end = host[0] == '[' ? strchr(host, ']') : host + strcspn(host, ":/?#");
+
+    if (end == NULL) {
+        return 0;
+    }
+
+    len = (size_t) (end - host) + (host[0] == '[');
+
+    if (len > 4 && strncmp(host, "127.", 4) == 0
+        && strspn(host, "0123456789.") >= len)
+    {
+        return 1;
+    }
+
+    for (t = trusted; *t; t++) {
+        if (strlen(*t) == len && strncasecmp(host, *t, len) == 0) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
