@@ -105,6 +105,19 @@ is($r->{status}, 202, 'spool full + auto, forwarded: bypassed');
 ok((grep { $_->{uri} eq '/bypass/when-full' } $up->requests),
    'the bypassed request reached the vendor');
 
+# refusals are counted, not logged one by one: at most one line a minute
+# per worker, however many agents are turned away
+my $refused = 0;
+for my $k (1 .. 30) {
+    $refused++ if $t->http(path => "/reject/flood-$k", body => '{"x":1}')
+                      ->{status} == 503;
+}
+is($refused, 30, '30 more requests refused while full');
+my @full_lines = $t->grep_log(qr/reductrai spool ".*" is full/);
+my $workers = () = $t->worker_pids;
+ok(@full_lines >= 1 && @full_lines <= $workers,
+   scalar(@full_lines) . " \"spool is full\" lines for $workers workers");
+
 # --- storage comes back: the spool drains and nothing accepted is lost
 
 my ($uid, $gid) = (getpwnam('nobody'))[2, 3];

@@ -158,6 +158,14 @@ my @zoned = grep { $_->{uri} eq '/zoned/gone' }
 is(scalar @zoned, 3, 'the archive holds what the vendor never got');
 is($zoned[0]{stream}, 'zoned', 'in its stream');
 
+# --- the counters live in shared memory: a reload keeps them
+
+my $total = $t->metrics->{'reductrai_requests_total{stream="default"}'};
+ok($total >= $n, "requests_total $total before the reload");
+$t->reload;
+is($t->metrics->{'reductrai_requests_total{stream="default"}'}, $total,
+   'requests_total survives a reload');
+
 $t->check_error_log;
 
 done_testing;
