@@ -33,6 +33,8 @@
 #define NGX_HTTP_REDUCTRAI_GCS_TOKEN_URI                                     \
     "https://oauth2.googleapis.com/token"
 #define NGX_HTTP_REDUCTRAI_GCS_JWT_LIFETIME  3600
+/* a whole token request, at most (the storage's timeout is for uploads) */
+#define NGX_HTTP_REDUCTRAI_GCS_FETCH_MS      30000
 
 
 struct ngx_http_reductrai_gcs_key_s {
@@ -443,6 +445,10 @@ ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
         rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
         goto done;
     }
+
+    /* every upload thread waits on the lock held meanwhile: not for long */
+    (void) curl_easy_setopt(h->curl, CURLOPT_TIMEOUT_MS,
+                            (long) NGX_HTTP_REDUCTRAI_GCS_FETCH_MS);
 
     ngx_http_reductrai_http_secret(h, jwt);
 
