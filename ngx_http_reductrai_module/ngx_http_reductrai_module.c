@@ -48,6 +48,10 @@ static ngx_int_t ngx_http_reductrai_check_spool(ngx_conf_t *cf,
     ngx_http_reductrai_main_conf_t *rmcf);
 
 
+static int64_t   ngx_http_reductrai_worker_start;
+static uint64_t  ngx_http_reductrai_worker_records;
+
+
 /* bounds checked as each directive is read, so errors point at it */
 
 typedef struct {
@@ -1124,7 +1128,9 @@ ngx_http_reductrai_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    if (ngx_http_reductrai_writer_init_process(cycle) != NGX_OK) {
+    ngx_http_reductrai_worker_start = ngx_http_reductrai_now_ms();
+
+    if (ngx_http_reductrai_spool_init_process(cycle) != NGX_OK) {
         return NGX_ERROR;
     }
 
@@ -1135,5 +1141,64 @@ ngx_http_reductrai_init_process(ngx_cycle_t *cycle)
 static void
 ngx_http_reductrai_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_http_reductrai_writer_exit_process(cycle);
+    ngx_http_reductrai_spool_exit_process(cycle);
+}
+
+
+ngx_http_reductrai_main_conf_t *
+ngx_http_reductrai_worker_conf(void)
+{
+    return ngx_http_cycle_get_module_main_conf(ngx_cycle,
+                                               ngx_http_reductrai_module);
+}
+
+
+const char *
+ngx_http_reductrai_spool_path(void)
+{
+    return (const char *) ngx_http_reductrai_worker_conf()->spool.data;
+}
+
+
+int64_t
+ngx_http_reductrai_now_ms(void)
+{
+    ngx_time_t  *tp;
+
+    tp = ngx_timeofday();
+
+    return (int64_t) tp->sec * 1000 + tp->msec;
+}
+
+
+/* the worker's identity in record ids and object keys */
+
+int64_t
+ngx_http_reductrai_worker_start_ms(void)
+{
+    return ngx_http_reductrai_worker_start;
+}
+
+
+u_char *
+ngx_http_reductrai_next_id(u_char *p)
+{
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    rmcf = ngx_http_reductrai_worker_conf();
+
+    return ngx_sprintf(p, "%V-%P-%L-%uL", &rmcf->instance, ngx_pid,
+                       ngx_http_reductrai_worker_start,
+                       ++ngx_http_reductrai_worker_records);
+}
+
+
+void
+ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec)
+{
+    if (rec->fd != NGX_INVALID_FILE) {
+        (void) ngx_close_file(rec->fd);
+    }
+
+    ngx_free(rec);
 }

@@ -4,10 +4,17 @@
  *
  * Types shared by the nginx side of the module:
  *
- *   module.c   directives, configuration, process hooks
- *   tap.c      the PRECONTENT handler: read the body, submit, wait, resume
- *   writer.c   per worker and stream: encode jobs that append to the spool
+ * along the data:
+ *
+ *   module.c   directives, configuration, process hooks, small helpers
+ *   tap.c      the PRECONTENT handler: read the body, append, wait, resume
+ *   spool.c    per worker and stream: the spool log, group fdatasync,
+ *              seal triggers
+ *   seal.c     the seal job: a log becomes an archive object (threads)
  *   shipper.c  spool scan and recovery, uploads to storage
+ *
+ * and the leaves that all of them use:
+ *
  *   shm.c      counters shared by all workers
  *   status.c   /health and /metrics
  */
@@ -24,6 +31,7 @@
 
 #include "ngx_http_reductrai_core.h"
 #include "ngx_http_reductrai_decode.h"
+#include "ngx_http_reductrai_frame.h"
 #include "ngx_http_reductrai_key.h"
 #include "ngx_http_reductrai_record.h"
 #include "ngx_http_reductrai_segment.h"
@@ -143,12 +151,17 @@ typedef struct {
 
 typedef struct ngx_http_reductrai_record_s  ngx_http_reductrai_record_t;
 typedef struct ngx_http_reductrai_ctx_s     ngx_http_reductrai_ctx_t;
+typedef struct ngx_http_reductrai_stream_s  ngx_http_reductrai_stream_t;
+typedef struct ngx_http_reductrai_log_s     ngx_http_reductrai_log_t;
+typedef struct ngx_http_reductrai_seal_s    ngx_http_reductrai_seal_t;
+
+/* a record is committed (NGX_OK), failed (NGX_ERROR) or late (NGX_AGAIN) */
+typedef void (*ngx_http_reductrai_commit_pt)(ngx_http_reductrai_record_t *rec,
+    ngx_int_t rc);
+typedef void (*ngx_http_reductrai_seal_pt)(ngx_http_reductrai_seal_t *job);
 
 
-/*
- * A part of a body: in the record's copy of the in-memory parts, or in
- * nginx's temporary file.  Records whose body is all in memory have none.
- */
+/* a part of a body that owns its copy: in memory, or in nginx's temp file */
 typedef struct {
     off_t                            offset;
     size_t                           len;
@@ -157,97 +170,121 @@ typedef struct {
 
 
 /*
- * A record waiting to be written.  It owns copies of everything it needs
- * (the head, the in-memory body, a dup() of the temporary file), so an
- * encode job never touches request memory and a request may go away, or
- * move on after a commit timeout, while its record is being written.
+ * A record to append.  One whose body is in memory lives in the request's
+ * pool and is written from nginx's own buffers at the end of the event
+ * loop pass, while its request waits.  One whose body nginx spilled into a
+ * temporary file is "owned": allocated apart, with a copy of the parts in
+ * memory and a dup() of the file, since a thread appends it and the
+ * request may not wait for it (async, a commit timeout).
  */
 
 struct ngx_http_reductrai_record_s {
-    ngx_http_reductrai_record_t     *next;
-    ngx_http_reductrai_ctx_t        *waiter;
+    ngx_queue_t                      queue;
+    ngx_http_reductrai_commit_pt     handler;     /* NULL: nobody waits */
+    void                            *data;
     int64_t                          ts_ms;
-    ngx_http_reductrai_encoding_e    coding;
+    ngx_uint_t                       coding;
+    ngx_uint_t                       format;
     u_char                          *head;
     size_t                           head_len;
-    u_char                          *body;        /* in-memory parts */
-    size_t                           size;        /* whole body */
-    size_t                           cost;        /* against buffer_size */
-    ngx_fd_t                         fd;          /* or NGX_INVALID_FILE */
+    ngx_chain_t                     *bufs;        /* the body, in memory */
+    size_t                           size;        /* body bytes */
+    ngx_uint_t                       niovs;       /* iovecs to write it */
+    ngx_int_t                        rc;
+    ngx_fd_t                         fd;          /* owned: temp file */
+    u_char                          *body;        /* owned: memory parts */
     ngx_uint_t                       npieces;
     ngx_http_reductrai_piece_t      *pieces;
-    size_t                           decoded;     /* set by the job */
-    ngx_uint_t                       failed;      /* set by the job */
-    ngx_uint_t                       acked;       /* answered unwritten */
+    unsigned                         owned:1;
+    unsigned                         queued:1;
+    unsigned                         acked:1;     /* answered unwritten */
+    u_char                           frame[NGX_HTTP_REDUCTRAI_FRAME_HEADER];
 };
 
 
 struct ngx_http_reductrai_ctx_s {
     ngx_http_request_t              *request;
     ngx_http_reductrai_record_t     *record;      /* while waiting */
-    ngx_event_t                      timer;
     ngx_int_t                        phase_rc;
     ngx_uint_t                       slot;
     ngx_str_t                        id;
     unsigned                         forward:1;
     unsigned                         bypassed:1;
+    unsigned                         body_read:1;
 };
 
 
-/* encode jobs of one stream in one worker */
-
 typedef struct {
-    u_char                           name[NGX_HTTP_REDUCTRAI_STREAM_MAX + 1];
-    ngx_thread_task_t               *task;
-
-    /* the job's, while busy */
-    ngx_http_reductrai_segment_t     seg;
-    ngx_http_reductrai_segment_id_t  id;
-    ngx_http_reductrai_record_encoder_t  enc;
-    ngx_http_reductrai_buf_t         raw;
-    ngx_http_reductrai_record_t     *batch;
-    ngx_http_reductrai_buf_t         sealed;      /* "name\0size\0"... */
-    ngx_uint_t                       seal;        /* seal after the batch */
+    char                             sealed[NGX_HTTP_REDUCTRAI_NAME_MAX];
+    uint64_t                         file_bytes;
+    uint64_t                         decoded;
+    uint64_t                         records;
     int                              error;
-    int                              seal_error;
-    uint64_t                         flushed;     /* records committed */
-    uint64_t                         seq;
-    uint64_t                         accounted;   /* file bytes counted */
-    int64_t                          spool_delta;
-    uint64_t                         archived;
-    uint64_t                         body_bytes;  /* in the open segment */
-    unsigned                         open:1;
+    unsigned                         written:1;
+    unsigned                         torn:1;
+    unsigned                         quarantined:1;
+    unsigned                         leftover:1;
+} ngx_http_reductrai_seal_result_t;
 
-    /* the event loop's */
-    ngx_http_reductrai_record_t     *pending;
-    ngx_http_reductrai_record_t    **pending_last;
-    unsigned                         busy:1;
-    unsigned                         seal_requested:1;
-} ngx_http_reductrai_writer_t;
+
+struct ngx_http_reductrai_seal_s {
+    ngx_thread_task_t                task;
+    int                              fd;
+    const char                      *name;
+    ngx_http_reductrai_seal_pt       handler;
+    void                            *data;
+    ngx_http_reductrai_seal_result_t  res;
+};
+
+
+/* a spool log of one stream */
+
+struct ngx_http_reductrai_log_s {
+    ngx_queue_t                      queue;       /* waiting for a seal */
+    ngx_http_reductrai_stream_t     *stream;
+    ngx_http_reductrai_segment_id_t  id;
+    char                             name[NGX_HTTP_REDUCTRAI_NAME_MAX];
+    int                              fd;
+    off_t                            size;
+    size_t                           body_bytes;  /* as received */
+    ngx_http_reductrai_seal_t        seal;
+    unsigned                         syncing:1;
+    unsigned                         appending:1;
+    unsigned                         dir_synced:1;
+    unsigned                         broken:1;
+};
 
 
 /* module.c */
 extern ngx_module_t  ngx_http_reductrai_module;
+ngx_http_reductrai_main_conf_t *ngx_http_reductrai_worker_conf(void);
+const char *ngx_http_reductrai_spool_path(void);
+int64_t ngx_http_reductrai_now_ms(void);
+int64_t ngx_http_reductrai_worker_start_ms(void);
+u_char *ngx_http_reductrai_next_id(u_char *p);
+void ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec);
 
 /* tap.c */
 ngx_int_t ngx_http_reductrai_add_variables(ngx_conf_t *cf);
 ngx_int_t ngx_http_reductrai_tap_init(ngx_conf_t *cf);
-void ngx_http_reductrai_commit_done(ngx_http_reductrai_record_t *rec,
-    ngx_int_t ok);
 
-/* writer.c */
-ngx_int_t ngx_http_reductrai_writer_init_process(ngx_cycle_t *cycle);
-void ngx_http_reductrai_writer_exit_process(ngx_cycle_t *cycle);
-ngx_int_t ngx_http_reductrai_submit(ngx_http_reductrai_record_t *rec,
-    ngx_uint_t slot, ngx_log_t *log);
-u_char *ngx_http_reductrai_next_id(u_char *p);
+/* spool.c */
+ngx_int_t ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle);
+void ngx_http_reductrai_spool_exit_process(ngx_cycle_t *cycle);
+ngx_int_t ngx_http_reductrai_spool_append(ngx_http_reductrai_record_t *rec,
+    ngx_uint_t slot);
+void ngx_http_reductrai_spool_cancel(ngx_http_reductrai_record_t *rec);
 ngx_uint_t ngx_http_reductrai_buffer_full(size_t size);
 ngx_uint_t ngx_http_reductrai_buffer_pressed(void);
 ngx_uint_t ngx_http_reductrai_spool_failing(void);
-void ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec);
-ngx_http_reductrai_main_conf_t *ngx_http_reductrai_worker_conf(void);
-const char *ngx_http_reductrai_spool_path(void);
-int64_t ngx_http_reductrai_now_ms(void);
+
+/* seal.c */
+ngx_int_t ngx_http_reductrai_seal_post(ngx_http_reductrai_seal_t *job,
+    ngx_log_t *log);
+void ngx_http_reductrai_seal_file(int fd, const char *name,
+    ngx_http_reductrai_seal_result_t *res);
+void ngx_http_reductrai_seal_report(ngx_http_reductrai_seal_t *job,
+    ngx_log_t *log);
 
 /* shipper.c */
 ngx_int_t ngx_http_reductrai_shipper_init_process(ngx_cycle_t *cycle);

@@ -111,6 +111,10 @@ static void ngx_http_reductrai_scan(void *data, ngx_log_t *log);
 static void ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan,
     int dfd, const char *name, ngx_http_reductrai_segment_id_t *id,
     int64_t size);
+static void ngx_http_reductrai_scan_log(ngx_http_reductrai_scan_t *scan,
+    int dfd, const char *name, ngx_http_reductrai_segment_id_t *id,
+    int64_t size);
+static int ngx_http_reductrai_scan_lock(int dfd, const char *name);
 static void ngx_http_reductrai_scan_hidden(int dfd, const char *name);
 static void ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
     const char *name, int64_t size, int64_t first_ms);
@@ -688,6 +692,12 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
             continue;
         }
 
+        if (state == NGX_HTTP_REDUCTRAI_SPOOL_LOG) {
+            ngx_http_reductrai_scan_log(scan, fd, de->d_name, &id,
+                                        sb.st_size);
+            continue;
+        }
+
         if (state == NGX_HTTP_REDUCTRAI_SPOOL_OPEN) {
             ngx_http_reductrai_scan_open(scan, fd, de->d_name, &id,
                                          sb.st_size);
@@ -772,6 +782,75 @@ ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan, int dfd,
         ngx_http_reductrai_scan_found(scan, sealed, sb.st_size,
                                       id->first_ms);
     }
+}
+
+
+/*
+ * A spool log whose lock can be taken has no writer any more: sealed here,
+ * as its seal job would have, up to its last intact record.
+ */
+
+static void
+ngx_http_reductrai_scan_log(ngx_http_reductrai_scan_t *scan, int dfd,
+    const char *name, ngx_http_reductrai_segment_id_t *id, int64_t size)
+{
+    int                               fd;
+    struct stat                       sb;
+    ngx_http_reductrai_seal_result_t  res;
+
+    fd = ngx_http_reductrai_scan_lock(dfd, name);
+
+    if (fd == -1) {
+        /* a live writer: part of the spool, and of the lag */
+        ngx_http_reductrai_scan_found(scan, NULL, size, id->first_ms);
+        return;
+    }
+
+    ngx_http_reductrai_seal_file(fd, name, &res);
+
+    if (res.error) {
+        /* still in the spool, and still counted against max_size */
+        scan->error = res.error;
+        ngx_cpystrn((u_char *) scan->failed, (u_char *) name,
+                    sizeof(scan->failed));
+        ngx_http_reductrai_scan_found(scan, NULL, size, id->first_ms);
+        return;
+    }
+
+    scan->recovered++;
+    scan->quarantined += res.quarantined;
+
+    if (!res.leftover && fstatat(dfd, res.sealed, &sb, 0) == 0) {
+        ngx_http_reductrai_scan_found(scan, res.sealed, sb.st_size,
+                                      id->first_ms);
+    }
+}
+
+
+/* fd of the file, locked, or -1 when a live process holds it */
+
+static int
+ngx_http_reductrai_scan_lock(int dfd, const char *name)
+{
+    int          fd;
+    struct stat  sb, sp;
+
+    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        return -1;
+    }
+
+    /* the same file still: not renamed or sealed meanwhile */
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1
+        || fstat(fd, &sb) == -1 || fstatat(dfd, name, &sp, 0) == -1
+        || sb.st_ino != sp.st_ino)
+    {
+        (void) close(fd);
+        return -1;
+    }
+
+    return fd;
 }
 
 

@@ -3,9 +3,9 @@
  * Copyright (C) the ngx_http_reductrai_module authors.
  *
  * The tap: a PRECONTENT phase handler.  For a tapped location it decides
- * forward-or-answer, reads the body (as the mirror module does), submits a
- * record, and resumes the phases (forward) or answers with reductrai_ack
- * once the record is committed at the configured durability.
+ * forward-or-answer, reads the body (as the mirror module does), appends a
+ * record to the spool, and resumes the phases (forward) or answers with
+ * reductrai_ack once the record is committed at the configured durability.
  */
 
 
@@ -29,8 +29,12 @@ static ngx_int_t ngx_http_reductrai_forwards(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
+static ngx_int_t ngx_http_reductrai_body_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx);
 static ngx_http_reductrai_record_t *ngx_http_reductrai_record_create(
     ngx_http_request_t *r, ngx_http_reductrai_ctx_t *ctx);
+static void ngx_http_reductrai_committed(ngx_http_reductrai_record_t *rec,
+    ngx_int_t rc);
 static ngx_int_t ngx_http_reductrai_record_meta(ngx_http_request_t *r,
     ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_meta_t *meta,
     ngx_http_reductrai_headers_t *h, u_char *ts, u_char *fp);
@@ -44,9 +48,8 @@ static ngx_str_t ngx_http_reductrai_api_key(ngx_http_request_t *r,
 static void ngx_http_reductrai_proceed(ngx_http_request_t *r,
     ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_refuse(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_t *queued);
+    ngx_http_reductrai_ctx_t *ctx);
 static ngx_uint_t ngx_http_reductrai_client_gone(ngx_http_request_t *r);
-static void ngx_http_reductrai_commit_timeout(ngx_event_t *ev);
 static void ngx_http_reductrai_cleanup(void *data);
 static ngx_int_t ngx_http_reductrai_send(ngx_http_request_t *r,
     ngx_uint_t status, ngx_str_t *body, ngx_uint_t retry);
@@ -62,7 +65,6 @@ static ngx_str_t  ngx_http_reductrai_refused_body =
 /* refusals are counted each, and logged once a minute per worker */
 static int64_t  ngx_http_reductrai_spool_full_logged;
 static int64_t  ngx_http_reductrai_buffer_full_logged;
-static int64_t  ngx_http_reductrai_timeout_logged;
 
 
 static ngx_http_variable_t  ngx_http_reductrai_vars[] = {
@@ -133,6 +135,10 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
     if (ctx != NULL) {
         if (r->internal && ctx->phase_rc == NGX_DECLINED) {
             return ngx_http_reductrai_redirected(r, ctx);
+        }
+
+        if (r->internal && !ctx->body_read) {
+            return ngx_http_reductrai_body_failed(r, ctx);
         }
 
         /* the phases resumed after the commit */
@@ -216,6 +222,42 @@ ngx_http_reductrai_get_ctx(ngx_http_request_t *r)
     }
 
     return ctx;
+}
+
+
+/*
+ * Reading the body failed (400, 408, 413) and error_page sent the request
+ * into a tapped location: there is no body to archive and the body handler
+ * will never run, so the request must not wait for it.  A forwarding
+ * location handles it as nginx would without us; one that answers locally
+ * answers with the error that was found.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_body_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_uint_t                      forward;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    ctx->phase_rc = NGX_DECLINED;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    if (!rlcf->enable) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    if (forward) {
+        return NGX_DECLINED;
+    }
+
+    return r->err_status >= NGX_HTTP_BAD_REQUEST ? (ngx_int_t) r->err_status
+                                                 : NGX_HTTP_BAD_REQUEST;
 }
 
 
@@ -314,6 +356,7 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
     rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
     sh = ngx_http_reductrai_shm();
 
+    ctx->body_read = 1;
     size = 0;
 
     if (r->request_body != NULL) {
@@ -331,23 +374,16 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
                           "reductrai spool \"%V\" is full", &rmcf->spool);
         }
 
-        ngx_http_reductrai_refuse(r, ctx, NULL);
+        ngx_http_reductrai_refuse(r, ctx);
         return;
     }
 
     if (ngx_http_reductrai_spool_failing()) {
-        ngx_http_reductrai_refuse(r, ctx, NULL);
+        ngx_http_reductrai_refuse(r, ctx);
         return;
     }
 
-    rec = ngx_http_reductrai_record_create(r, ctx);
-
-    if (rec == NULL) {
-        ngx_http_reductrai_refuse(r, ctx, NULL);
-        return;
-    }
-
-    if (ngx_http_reductrai_buffer_full(rec->cost)) {
+    if (ngx_http_reductrai_buffer_full((size_t) size)) {
         if (ngx_http_reductrai_log_once(
                                      &ngx_http_reductrai_buffer_full_logged))
         {
@@ -356,114 +392,81 @@ ngx_http_reductrai_body_handler(ngx_http_request_t *r)
                           "(reductrai_buffer_size %uz)", rmcf->buffer_size);
         }
 
-        ngx_http_reductrai_record_free(rec);
-        ngx_http_reductrai_refuse(r, ctx, NULL);
+        ngx_http_reductrai_refuse(r, ctx);
         return;
     }
 
-    if (rmcf->durability != NGX_HTTP_REDUCTRAI_ASYNC) {
-        rec->waiter = ctx;
-        ctx->record = rec;
+    rec = ngx_http_reductrai_record_create(r, ctx);
+
+    if (rec == NULL) {
+        ngx_http_reductrai_refuse(r, ctx);
+        return;
     }
 
-    if (ngx_http_reductrai_submit(rec, ctx->slot, r->connection->log)
-        != NGX_OK)
-    {
+    rec->handler = ngx_http_reductrai_committed;
+    rec->data = ctx;
+    ctx->record = rec;
+
+    if (ngx_http_reductrai_spool_append(rec, ctx->slot) != NGX_OK) {
         ctx->record = NULL;
-        ngx_http_reductrai_record_free(rec);
-        ngx_http_reductrai_refuse(r, ctx, NULL);
+
+        if (rec->owned) {
+            ngx_http_reductrai_record_free(rec);
+        }
+
+        ngx_http_reductrai_refuse(r, ctx);
         return;
     }
+
+    /*
+     * "async": a body in memory is appended at the end of this pass, from
+     * nginx's buffers, so the request waits that long; one with its own
+     * copy goes on at once.  Either way a failed write is a counted loss,
+     * not a refusal.
+     */
 
     if (rmcf->durability == NGX_HTTP_REDUCTRAI_ASYNC) {
-        /* answered before written: if the write fails, that is a loss */
         rec->acked = 1;
-        ngx_http_reductrai_proceed(r, ctx);
-        return;
+
+        if (rec->owned) {
+            rec->handler = NULL;
+            rec->data = NULL;
+            ctx->record = NULL;
+            ngx_http_reductrai_proceed(r, ctx);
+        }
     }
-
-    /* wait for the commit */
-
-    ctx->timer.handler = ngx_http_reductrai_commit_timeout;
-    ctx->timer.data = ctx;
-    ctx->timer.log = r->connection->log;
-
-    ngx_add_timer(&ctx->timer, rmcf->commit_timeout);
 }
 
 
-void
-ngx_http_reductrai_commit_done(ngx_http_reductrai_record_t *rec, ngx_int_t ok)
+/* the spool's answer: committed, failed, or late (reductrai_commit_timeout) */
+
+static void
+ngx_http_reductrai_committed(ngx_http_reductrai_record_t *rec, ngx_int_t rc)
 {
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_reductrai_ctx_t  *ctx;
+    ngx_connection_t                *c;
+    ngx_http_request_t              *r;
+    ngx_http_reductrai_ctx_t        *ctx;
+    ngx_http_reductrai_main_conf_t  *rmcf;
 
-    ctx = rec->waiter;
-
-    if (ctx == NULL) {
-        return;
-    }
-
-    rec->waiter = NULL;
+    ctx = rec->data;
     ctx->record = NULL;
 
     r = ctx->request;
     c = r->connection;
 
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
-    }
+    rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
 
     ngx_log_debug1(NGX_LOG_DEBUG_HTTP, c->log, 0,
-                   "reductrai commit: %i", ok);
+                   "reductrai commit: %i", rc);
 
     if (ngx_http_reductrai_client_gone(r)) {
         /* archived (or not), but nobody to answer or forward for */
 
-    } else if (ok) {
+    } else if (rc == NGX_OK || rmcf->durability == NGX_HTTP_REDUCTRAI_ASYNC) {
         ngx_http_reductrai_proceed(r, ctx);
 
     } else {
-        ngx_http_reductrai_refuse(r, ctx, NULL);
-    }
-
-    ngx_http_run_posted_requests(c);
-}
-
-
-static void
-ngx_http_reductrai_commit_timeout(ngx_event_t *ev)
-{
-    ngx_connection_t                *c;
-    ngx_http_request_t              *r;
-    ngx_http_reductrai_ctx_t        *ctx;
-    ngx_http_reductrai_record_t     *rec;
-    ngx_http_reductrai_main_conf_t  *rmcf;
-
-    ctx = ev->data;
-    r = ctx->request;
-    c = r->connection;
-
-    rmcf = ngx_http_get_module_main_conf(r, ngx_http_reductrai_module);
-
-    if (ngx_http_reductrai_log_once(&ngx_http_reductrai_timeout_logged)) {
-        ngx_log_error(NGX_LOG_WARN, c->log, 0,
-                      "reductrai commit took longer than "
-                      "reductrai_commit_timeout %M", rmcf->commit_timeout);
-    }
-
-    /* the record is still written when its turn comes, but nobody waits */
-
-    rec = ctx->record;
-
-    if (rec != NULL) {
-        rec->waiter = NULL;
-        ctx->record = NULL;
-    }
-
-    if (!ngx_http_reductrai_client_gone(r)) {
-        ngx_http_reductrai_refuse(r, ctx, rec);
+        ngx_http_reductrai_refuse(r, ctx);
     }
 
     ngx_http_run_posted_requests(c);
@@ -515,14 +518,14 @@ ngx_http_reductrai_proceed(ngx_http_request_t *r,
 
 /*
  * The spool-full policy: reject (503, the agent retries) or bypass (go on
- * without the archive, and count the loss).  A record still queued (a
- * commit that timed out) may yet be written: its loss is counted only if
- * its write fails.
+ * without the archive, and count the loss).  A record whose commit timed
+ * out may yet be written: then the archive holds it once more than was
+ * counted, which errs on the side of the at-least-once promise.
  */
 
 static void
 ngx_http_reductrai_refuse(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx, ngx_http_reductrai_record_t *queued)
+    ngx_http_reductrai_ctx_t *ctx)
 {
     ngx_uint_t                      policy;
     ngx_http_reductrai_shm_t       *sh;
@@ -539,14 +542,8 @@ ngx_http_reductrai_refuse(ngx_http_request_t *r,
     }
 
     if (policy == NGX_HTTP_REDUCTRAI_FULL_BYPASS) {
-        if (queued != NULL) {
-            queued->acked = 1;
-
-        } else {
-            ctx->bypassed = 1;
-            (void) ngx_atomic_fetch_add(&sh->dropped, 1);
-        }
-
+        ctx->bypassed = 1;
+        (void) ngx_atomic_fetch_add(&sh->dropped, 1);
         ngx_http_reductrai_proceed(r, ctx);
         return;
     }
@@ -569,12 +566,8 @@ ngx_http_reductrai_cleanup(void *data)
     /* the request goes away: its record must not resume it */
 
     if (ctx->record != NULL) {
-        ctx->record->waiter = NULL;
+        ngx_http_reductrai_spool_cancel(ctx->record);
         ctx->record = NULL;
-    }
-
-    if (ctx->timer.timer_set) {
-        ngx_del_timer(&ctx->timer);
     }
 }
 
@@ -659,20 +652,42 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
         }
     }
 
+    /*
+     * A body in memory is written from nginx's buffers while the request
+     * waits: the record is a few words in its pool.  One that spilled into
+     * a temporary file is appended by a thread: the record owns copies.
+     */
+
     if (!in_file) {
-        npieces = 0;
+        rec = ngx_pcalloc(r->pool, sizeof(ngx_http_reductrai_record_t) + head);
+        if (rec == NULL) {
+            return NULL;
+        }
+
+        p = (u_char *) rec + sizeof(ngx_http_reductrai_record_t);
+        rec->bufs = r->request_body ? r->request_body->bufs : NULL;
+        rec->niovs = 2;
+
+        for (cl = rec->bufs; cl; cl = cl->next) {
+            rec->size += cl->buf->last - cl->buf->pos;
+            rec->niovs += (cl->buf->last != cl->buf->pos);
+        }
+
+    } else {
+        len = sizeof(ngx_http_reductrai_record_t) + head + mem
+              + npieces * sizeof(ngx_http_reductrai_piece_t);
+
+        rec = ngx_calloc(len, r->connection->log);
+        if (rec == NULL) {
+            return NULL;
+        }
+
+        p = (u_char *) rec + sizeof(ngx_http_reductrai_record_t);
+        rec->owned = 1;
+        rec->body = p + head;
+        rec->npieces = npieces;
+        rec->pieces = (ngx_http_reductrai_piece_t *) (rec->body + mem);
     }
-
-    len = sizeof(ngx_http_reductrai_record_t) + head + mem
-          + npieces * sizeof(ngx_http_reductrai_piece_t);
-
-    p = ngx_alloc(len, r->connection->log);
-    if (p == NULL) {
-        return NULL;
-    }
-
-    rec = (ngx_http_reductrai_record_t *) p;
-    ngx_memzero(rec, sizeof(ngx_http_reductrai_record_t));
 
     rec->fd = NGX_INVALID_FILE;
     rec->ts_ms = (int64_t) r->start_sec * 1000 + r->start_msec;
@@ -681,24 +696,17 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
                                          : NULL,
                       h.content_encoding ? h.content_encoding->value.len : 0);
 
-    rec->head = p + sizeof(ngx_http_reductrai_record_t);
+    rec->head = p;
     rec->head_len = ngx_http_reductrai_record_head(rec->head, &meta)
                     - rec->head;
 
-    rec->body = rec->head + head;
-    rec->npieces = npieces;
-    rec->pieces = npieces ? (ngx_http_reductrai_piece_t *) (rec->body + mem)
-                          : NULL;
-
-    if (ngx_http_reductrai_record_body_copy(r, rec, rec->body, rec->pieces)
-        != NGX_OK)
+    if (rec->owned
+        && ngx_http_reductrai_record_body_copy(r, rec, rec->body, rec->pieces)
+           != NGX_OK)
     {
         ngx_http_reductrai_record_free(rec);
         return NULL;
     }
-
-    /* a body in a file is read into memory by its job: it counts too */
-    rec->cost = rec->size;
 
     return rec;
 }

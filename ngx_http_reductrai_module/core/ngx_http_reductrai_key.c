@@ -22,6 +22,14 @@ static int ngx_http_reductrai_parse_uint(const char *p, size_t len,
     uint64_t *value);
 
 
+/* by ngx_http_reductrai_spool_state_e */
+static const char  *ngx_http_reductrai_spool_suffixes[] = {
+    NGX_HTTP_REDUCTRAI_OPEN_SUFFIX,
+    NGX_HTTP_REDUCTRAI_SEALED_SUFFIX,
+    NGX_HTTP_REDUCTRAI_LOG_SUFFIX
+};
+
+
 int
 ngx_http_reductrai_valid_stream(const u_char *s, size_t len)
 {
@@ -84,9 +92,7 @@ ngx_http_reductrai_spool_name(char *buf, size_t size,
                  id->stream, date, hh, id->instance, (long long) id->pid,
                  (long long) id->start_ms, NGX_HTTP_REDUCTRAI_SEQ_DIGITS,
                  (unsigned long long) id->seq, (long long) id->first_ms,
-                 state == NGX_HTTP_REDUCTRAI_SPOOL_OPEN
-                 ? NGX_HTTP_REDUCTRAI_OPEN_SUFFIX
-                 : NGX_HTTP_REDUCTRAI_SEALED_SUFFIX);
+                 ngx_http_reductrai_spool_suffixes[state]);
 
     if (n < 0 || (size_t) n >= size) {
         return 0;
@@ -101,31 +107,30 @@ ngx_http_reductrai_spool_name_parse(const char *name,
     ngx_http_reductrai_segment_id_t *id,
     ngx_http_reductrai_spool_state_e *state)
 {
-    size_t       len, slen, olen;
+    size_t       len, slen;
     uint64_t     first;
     const char  *f[5], *p, *end;
     size_t       flen[5];
-    int          i;
+    int          i, s;
 
     len = strlen(name);
-    slen = sizeof(NGX_HTTP_REDUCTRAI_SEALED_SUFFIX) - 1;
-    olen = sizeof(NGX_HTTP_REDUCTRAI_OPEN_SUFFIX) - 1;
+    end = NULL;
 
-    if (len > olen
-        && memcmp(name + len - olen, NGX_HTTP_REDUCTRAI_OPEN_SUFFIX, olen)
-           == 0)
-    {
-        *state = NGX_HTTP_REDUCTRAI_SPOOL_OPEN;
-        end = name + len - olen;
+    for (s = 0; s < NGX_HTTP_REDUCTRAI_SPOOL_STATES; s++) {
+        slen = strlen(ngx_http_reductrai_spool_suffixes[s]);
 
-    } else if (len > slen
-               && memcmp(name + len - slen, NGX_HTTP_REDUCTRAI_SEALED_SUFFIX,
-                         slen) == 0)
-    {
-        *state = NGX_HTTP_REDUCTRAI_SPOOL_SEALED;
-        end = name + len - slen;
+        if (len > slen
+            && memcmp(name + len - slen, ngx_http_reductrai_spool_suffixes[s],
+                      slen)
+               == 0)
+        {
+            *state = (ngx_http_reductrai_spool_state_e) s;
+            end = name + len - slen;
+            break;
+        }
+    }
 
-    } else {
+    if (end == NULL) {
         return -1;
     }
 

@@ -7,8 +7,11 @@
  * crashes, recovery and retries, and uploads stay idempotent.
  *
  *   key:    PREFIX/stream=S/dt=YYYY-MM-DD/hour=HH/INST-PID-STARTMS-SEQ.ndjson.zst
- *   spool:  S,YYYY-MM-DD,HH,INST-PID-STARTMS-SEQ,FIRSTMS.open  (being written)
+ *   spool:  S,YYYY-MM-DD,HH,INST-PID-STARTMS-SEQ,FIRSTMS.log   (being written)
  *           S,YYYY-MM-DD,HH,INST-PID-STARTMS-SEQ,FIRSTMS.zst   (sealed)
+ *           S,YYYY-MM-DD,HH,INST-PID-STARTMS-SEQ,FIRSTMS.open  (being written
+ *                                 by a version before the spool log: a zstd
+ *                                 stream, recovered as such after an upgrade)
  *
  * FIRSTMS (the time of the segment's first record) lets the spool scan
  * compute the archive lag without opening files.  Stream and instance
@@ -30,6 +33,7 @@
 #define NGX_HTTP_REDUCTRAI_SEQ_DIGITS    8
 
 #define NGX_HTTP_REDUCTRAI_OPEN_SUFFIX    ".open"
+#define NGX_HTTP_REDUCTRAI_LOG_SUFFIX     ".log"
 #define NGX_HTTP_REDUCTRAI_SEALED_SUFFIX  ".zst"
 #define NGX_HTTP_REDUCTRAI_KEY_SUFFIX     ".ndjson.zst"
 
@@ -38,8 +42,11 @@
 
 typedef enum {
     NGX_HTTP_REDUCTRAI_SPOOL_OPEN = 0,
-    NGX_HTTP_REDUCTRAI_SPOOL_SEALED
+    NGX_HTTP_REDUCTRAI_SPOOL_SEALED,
+    NGX_HTTP_REDUCTRAI_SPOOL_LOG
 } ngx_http_reductrai_spool_state_e;
+
+#define NGX_HTTP_REDUCTRAI_SPOOL_STATES  3
 
 
 typedef struct {

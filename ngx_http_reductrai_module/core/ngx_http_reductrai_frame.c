@@ -1,0 +1,373 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ */
+
+
+#include "ngx_http_reductrai_frame.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#if (defined __x86_64__ && defined __GNUC__)
+#include <nmmintrin.h>
+#define NGX_HTTP_REDUCTRAI_CRC32C_SSE42  1
+#endif
+
+
+static uint32_t ngx_http_reductrai_crc32c_soft(uint32_t crc, const u_char *p,
+    size_t len);
+#if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
+static uint32_t ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p,
+    size_t len);
+#endif
+static void ngx_http_reductrai_frame_fields(u_char *buf,
+    const ngx_http_reductrai_frame_t *f);
+static ngx_http_reductrai_frame_rc_e ngx_http_reductrai_frame_read(
+    ngx_http_reductrai_frame_reader_t *rd, u_char *buf, size_t len);
+static void ngx_http_reductrai_le32(u_char *p, uint32_t v);
+static void ngx_http_reductrai_le64(u_char *p, uint64_t v);
+static uint32_t ngx_http_reductrai_get32(const u_char *p);
+static uint64_t ngx_http_reductrai_get64(const u_char *p);
+
+
+static uint32_t  ngx_http_reductrai_crc32c_table[256];
+static int       ngx_http_reductrai_crc32c_ready;
+#if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
+static int       ngx_http_reductrai_crc32c_hw = -1;
+#endif
+
+
+uint32_t
+ngx_http_reductrai_crc32c(uint32_t crc, const u_char *p, size_t len)
+{
+#if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
+
+    if (ngx_http_reductrai_crc32c_hw == -1) {
+        ngx_http_reductrai_crc32c_hw = __builtin_cpu_supports("sse4.2");
+    }
+
+    if (ngx_http_reductrai_crc32c_hw) {
+        return ngx_http_reductrai_crc32c_sse42(crc, p, len);
+    }
+
+#endif
+
+    return ngx_http_reductrai_crc32c_soft(crc, p, len);
+}
+
+
+static uint32_t
+ngx_http_reductrai_crc32c_soft(uint32_t crc, const u_char *p, size_t len)
+{
+    uint32_t  c, k;
+    unsigned  i, j;
+
+    if (!ngx_http_reductrai_crc32c_ready) {
+        /* the reflected Castagnoli polynomial; races write equal values */
+        for (i = 0; i < 256; i++) {
+            c = i;
+
+            for (j = 0; j < 8; j++) {
+                c = (c & 1) ? (c >> 1) ^ 0x82F63B78 : c >> 1;
+            }
+
+            ngx_http_reductrai_crc32c_table[i] = c;
+        }
+
+        ngx_http_reductrai_crc32c_ready = 1;
+    }
+
+    k = ~crc;
+
+    while (len--) {
+        k = ngx_http_reductrai_crc32c_table[(k ^ *p++) & 0xff] ^ (k >> 8);
+    }
+
+    return ~k;
+}
+
+
+#if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
+
+__attribute__((target("sse4.2")))
+static uint32_t
+ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p, size_t len)
+{
+    uint64_t  k, v;
+
+    k = (uint32_t) ~crc;
+
+    while (len >= 8) {
+        memcpy(&v, p, 8);
+        k = _mm_crc32_u64(k, v);
+        p += 8;
+        len -= 8;
+    }
+
+    while (len--) {
+        k = _mm_crc32_u8((uint32_t) k, *p++);
+    }
+
+    return ~(uint32_t) k;
+}
+
+#endif
+
+
+void
+ngx_http_reductrai_log_header(u_char *buf)
+{
+    memcpy(buf, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8);
+    ngx_http_reductrai_le32(buf + 8, NGX_HTTP_REDUCTRAI_LOG_VERSION);
+    ngx_http_reductrai_le32(buf + 12, 0);
+}
+
+
+uint32_t
+ngx_http_reductrai_frame_crc_start(const ngx_http_reductrai_frame_t *f)
+{
+    u_char  buf[NGX_HTTP_REDUCTRAI_FRAME_HEADER];
+
+    ngx_http_reductrai_frame_fields(buf, f);
+
+    return ngx_http_reductrai_crc32c(0, buf + 8,
+                                     NGX_HTTP_REDUCTRAI_FRAME_HEADER - 8);
+}
+
+
+void
+ngx_http_reductrai_frame_header(u_char *buf,
+    const ngx_http_reductrai_frame_t *f, uint32_t data_crc)
+{
+    ngx_http_reductrai_frame_fields(buf, f);
+    ngx_http_reductrai_le32(buf + 4, data_crc);
+}
+
+
+static void
+ngx_http_reductrai_frame_fields(u_char *buf,
+    const ngx_http_reductrai_frame_t *f)
+{
+    ngx_http_reductrai_le32(buf, NGX_HTTP_REDUCTRAI_FRAME_MAGIC);
+    ngx_http_reductrai_le32(buf + 4, 0);
+    ngx_http_reductrai_le32(buf + 8, f->head_len);
+    buf[12] = (u_char) f->coding;
+    buf[13] = (u_char) f->format;
+    buf[14] = 0;
+    buf[15] = 0;
+    ngx_http_reductrai_le64(buf + 16, f->body_len);
+    ngx_http_reductrai_le64(buf + 24, (uint64_t) f->ts_ms);
+}
+
+
+int
+ngx_http_reductrai_frame_parse(const u_char *buf,
+    ngx_http_reductrai_frame_t *f)
+{
+    if (ngx_http_reductrai_get32(buf) != NGX_HTTP_REDUCTRAI_FRAME_MAGIC
+        || buf[14] != 0 || buf[15] != 0)
+    {
+        return NGX_HTTP_REDUCTRAI_ERROR;
+    }
+
+    f->crc = ngx_http_reductrai_get32(buf + 4);
+    f->head_len = ngx_http_reductrai_get32(buf + 8);
+    f->coding = buf[12];
+    f->format = buf[13];
+    f->body_len = ngx_http_reductrai_get64(buf + 16);
+    f->ts_ms = (int64_t) ngx_http_reductrai_get64(buf + 24);
+
+    if (f->head_len == 0 || f->head_len > NGX_HTTP_REDUCTRAI_FRAME_HEAD_MAX
+        || f->body_len > (uint64_t) INT64_MAX / 2)
+    {
+        return NGX_HTTP_REDUCTRAI_ERROR;
+    }
+
+    return NGX_HTTP_REDUCTRAI_OK;
+}
+
+
+ngx_http_reductrai_frame_rc_e
+ngx_http_reductrai_frame_reader_open(ngx_http_reductrai_frame_reader_t *rd,
+    int fd)
+{
+    u_char                         buf[NGX_HTTP_REDUCTRAI_LOG_HEADER];
+    struct stat                    sb;
+    ngx_http_reductrai_frame_rc_e  rc;
+
+    memset(rd, 0, sizeof(ngx_http_reductrai_frame_reader_t));
+    rd->fd = fd;
+
+    if (fstat(fd, &sb) == -1) {
+        return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
+    }
+
+    rd->size = sb.st_size;
+
+    if (rd->size == 0) {
+        return NGX_HTTP_REDUCTRAI_FRAME_END;
+    }
+
+    rc = ngx_http_reductrai_frame_read(rd, buf, sizeof(buf));
+    if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
+        return rc;
+    }
+
+    if (memcmp(buf, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8) != 0
+        || ngx_http_reductrai_get32(buf + 8) != NGX_HTTP_REDUCTRAI_LOG_VERSION)
+    {
+        return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
+    }
+
+    return NGX_HTTP_REDUCTRAI_FRAME_OK;
+}
+
+
+ngx_http_reductrai_frame_rc_e
+ngx_http_reductrai_frame_next(ngx_http_reductrai_frame_reader_t *rd)
+{
+    u_char                         hdr[NGX_HTTP_REDUCTRAI_FRAME_HEADER];
+    off_t                          start;
+    size_t                         len;
+    uint32_t                       crc;
+    ngx_http_reductrai_frame_t    *f;
+    ngx_http_reductrai_frame_rc_e  rc;
+
+    f = &rd->frame;
+    start = rd->offset;
+
+    if (rd->offset == rd->size) {
+        return NGX_HTTP_REDUCTRAI_FRAME_END;
+    }
+
+    rc = ngx_http_reductrai_frame_read(rd, hdr, sizeof(hdr));
+    if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
+        return rc;
+    }
+
+    if (ngx_http_reductrai_frame_parse(hdr, f) != NGX_HTTP_REDUCTRAI_OK) {
+        rd->offset = start;
+        return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
+    }
+
+    /* a length past the end of the file: the write was cut short */
+
+    if ((uint64_t) (rd->size - rd->offset) < f->head_len
+        || (uint64_t) (rd->size - rd->offset) - f->head_len < f->body_len)
+    {
+        rd->offset = start;
+        return NGX_HTTP_REDUCTRAI_FRAME_TORN;
+    }
+
+    len = f->head_len + (size_t) f->body_len;
+
+    rd->buf.len = 0;
+
+    if (ngx_http_reductrai_buf_reserve(&rd->buf, len + 1)
+        != NGX_HTTP_REDUCTRAI_OK)
+    {
+        rd->offset = start;
+        return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
+    }
+
+    rc = ngx_http_reductrai_frame_read(rd, rd->buf.data, len);
+    if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
+        rd->offset = start;
+        return rc;
+    }
+
+    crc = ngx_http_reductrai_crc32c(0, hdr + 8, sizeof(hdr) - 8);
+    crc = ngx_http_reductrai_crc32c(crc, rd->buf.data, len);
+
+    if (crc != f->crc) {
+        rd->offset = start;
+        return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
+    }
+
+    rd->buf.len = len;
+    rd->head = rd->buf.data;
+    rd->body = rd->buf.data + f->head_len;
+
+    return NGX_HTTP_REDUCTRAI_FRAME_OK;
+}
+
+
+void
+ngx_http_reductrai_frame_reader_free(ngx_http_reductrai_frame_reader_t *rd)
+{
+    ngx_http_reductrai_buf_free(&rd->buf);
+}
+
+
+/* TORN when the file ends first */
+
+static ngx_http_reductrai_frame_rc_e
+ngx_http_reductrai_frame_read(ngx_http_reductrai_frame_reader_t *rd,
+    u_char *buf, size_t len)
+{
+    ssize_t  n;
+
+    if (rd->size - rd->offset < (off_t) len) {
+        return NGX_HTTP_REDUCTRAI_FRAME_TORN;
+    }
+
+    while (len) {
+        n = pread(rd->fd, buf, len, rd->offset);
+
+        if (n == -1 && errno == EINTR) {
+            continue;
+        }
+
+        if (n == -1) {
+            return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
+        }
+
+        if (n == 0) {
+            /* truncated under us */
+            return NGX_HTTP_REDUCTRAI_FRAME_TORN;
+        }
+
+        buf += n;
+        len -= n;
+        rd->offset += n;
+    }
+
+    return NGX_HTTP_REDUCTRAI_FRAME_OK;
+}
+
+
+static void
+ngx_http_reductrai_le32(u_char *p, uint32_t v)
+{
+    p[0] = (u_char) v;
+    p[1] = (u_char) (v >> 8);
+    p[2] = (u_char) (v >> 16);
+    p[3] = (u_char) (v >> 24);
+}
+
+
+static void
+ngx_http_reductrai_le64(u_char *p, uint64_t v)
+{
+    ngx_http_reductrai_le32(p, (uint32_t) v);
+    ngx_http_reductrai_le32(p + 4, (uint32_t) (v >> 32));
+}
+
+
+static uint32_t
+ngx_http_reductrai_get32(const u_char *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+           | (uint32_t) p[3] << 24;
+}
+
+
+static uint64_t
+ngx_http_reductrai_get64(const u_char *p)
+{
+    return (uint64_t) ngx_http_reductrai_get32(p)
+           | (uint64_t) ngx_http_reductrai_get32(p + 4) << 32;
+}
