@@ -251,7 +251,6 @@ struct ngx_http_reductrai_log_s {
     unsigned                         syncing:1;
     unsigned                         appending:1;
     unsigned                         dir_synced:1;
-    unsigned                         broken:1;
 };
 
 

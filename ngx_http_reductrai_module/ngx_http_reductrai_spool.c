@@ -92,7 +92,8 @@ static void ngx_http_reductrai_flush_stream(ngx_http_reductrai_stream_t *s,
 static ngx_int_t ngx_http_reductrai_rotate_needed(
     ngx_http_reductrai_stream_t *s, ngx_http_reductrai_record_t *rec);
 static ngx_int_t ngx_http_reductrai_rotate(ngx_http_reductrai_stream_t *s);
-static void ngx_http_reductrai_log_broken(ngx_http_reductrai_stream_t *s);
+static void ngx_http_reductrai_write_failed(ngx_http_reductrai_stream_t *s,
+    int err, ngx_log_t *log);
 static ngx_int_t ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s,
     int64_t ts_ms);
 static ngx_int_t ngx_http_reductrai_write_group(
@@ -492,12 +493,46 @@ ngx_http_reductrai_rotate(ngx_http_reductrai_stream_t *s)
 }
 
 
-/* a log whose end could not be cut back after a failed write */
+/*
+ * A write failed (a full disk, an I/O error).  What it wrote is cut off the
+ * log again, so that the next record follows an intact one.  A log that
+ * never held a record is not data: it goes, and its number is used again,
+ * so that a full disk does not leave a trail of empty objects.  One whose
+ * end cannot be cut back takes no more records.
+ */
 
 static void
-ngx_http_reductrai_log_broken(ngx_http_reductrai_stream_t *s)
+ngx_http_reductrai_write_failed(ngx_http_reductrai_stream_t *s, int err,
+    ngx_log_t *log)
 {
-    ngx_http_reductrai_log_t  *log;
+    char                       path[NGX_MAX_PATH];
+    ngx_http_reductrai_log_t  *lg;
+
+    lg = s->log;
+
+    ngx_http_reductrai_spool_result(log, err);
+
+    if (lg->body_bytes == 0 && lg->size == NGX_HTTP_REDUCTRAI_LOG_HEADER
+        && !lg->syncing && s->rotated != lg)
+    {
+        ngx_sprintf((u_char *) path, "%s/%s%Z",
+                    ngx_http_reductrai_spool_path(), lg->name);
+
+        if (unlink(path) == 0) {
+            ngx_http_reductrai_gauge_sub(
+                                 &ngx_http_reductrai_shm()->spool_bytes,
+                                 NGX_HTTP_REDUCTRAI_LOG_HEADER);
+            (void) close(lg->fd);
+            s->seq = lg->id.seq - 1;
+            s->log = NULL;
+            ngx_free(lg);
+            return;
+        }
+    }
+
+    if (ftruncate(lg->fd, lg->size) == 0) {
+        return;
+    }
 
     if (ngx_http_reductrai_rotate(s) == NGX_OK) {
         return;
@@ -505,9 +540,8 @@ ngx_http_reductrai_log_broken(ngx_http_reductrai_stream_t *s)
 
     /* its records are answered already: sealed without waiting */
 
-    log = s->log;
     s->log = NULL;
-    ngx_http_reductrai_seal_enqueue(log);
+    ngx_http_reductrai_seal_enqueue(lg);
 }
 
 
@@ -608,7 +642,6 @@ static ngx_int_t
 ngx_http_reductrai_write_group(ngx_http_reductrai_stream_t *s,
     ngx_queue_t *group, ngx_log_t *log)
 {
-    int                           err;
     off_t                         offset;
     ssize_t                       n;
     ngx_uint_t                    niov, i;
@@ -675,18 +708,7 @@ ngx_http_reductrai_write_group(ngx_http_reductrai_stream_t *s,
 
 failed:
 
-    err = ngx_errno;
-
-    if (ftruncate(lg->fd, lg->size) == -1) {
-        /* the log ends torn: no more appends to it */
-        lg->broken = 1;
-    }
-
-    ngx_http_reductrai_spool_result(log, err);
-
-    if (lg->broken) {
-        ngx_http_reductrai_log_broken(s);
-    }
+    ngx_http_reductrai_write_failed(s, ngx_errno, log);
 
     return NGX_ERROR;
 }
@@ -1197,16 +1219,8 @@ ngx_http_reductrai_append_done(ngx_event_t *ev)
         ngx_http_reductrai_written(s, &job->records, &done);
 
     } else {
-        if (ftruncate(lg->fd, lg->size) == -1) {
-            lg->broken = 1;
-        }
-
-        ngx_http_reductrai_spool_result(ev->log, job->error);
+        ngx_http_reductrai_write_failed(s, job->error, ev->log);
         ngx_http_reductrai_fail(&job->records, &done);
-
-        if (lg->broken) {
-            ngx_http_reductrai_log_broken(s);
-        }
     }
 
     for (q = ngx_queue_head(&done);

@@ -42,22 +42,8 @@ $t->kill_master9;
 my @logs = sort glob("$spool/*.log");
 ok(@logs >= 8, scalar(@logs) . ' logs left by the killed workers');
 
-# the frames of a log: [offset, length, body]
-sub frames {
-    my ($path) = @_;
-    my $data = $t->read_file($path);
-    die "$path: not a spool log" unless substr($data, 0, 8) eq 'RDXSPOOL';
-    my ($off, @f) = (16);
-    while ($off + 32 <= length $data) {
-        my ($magic, $crc, $hlen) = unpack 'a4 V V', substr($data, $off, 12);
-        my ($blo, $bhi) = unpack 'V V', substr($data, $off + 16, 8);
-        my $len = 32 + $hlen + $blo + $bhi * 2**32;
-        last if $magic ne 'RDXF' || $off + $len > length $data;
-        push @f, [ $off, $len, substr($data, $off + 32 + $hlen, $len - 32 - $hlen) ];
-        $off += $len;
-    }
-    return @f;
-}
+# the frames of a log: [offset, length, head, body]
+sub frames { RdxTest::read_spool_log($_[0]) }
 
 sub body_id { $_[0] =~ /"id":"([^"]+)"/ ? $1 : '?' }
 
@@ -68,12 +54,12 @@ my ($torn, $corrupt, $zeroed) = @multi[0 .. 2];
 # a torn tail: the last record's write cut short, never acknowledged
 my @tf = frames($torn);
 truncate $torn, $tf[-1][0] + $tf[-1][1] - 3 or die "truncate: $!";
-my $torn_id = body_id($tf[-1][2]);
+my $torn_id = body_id($tf[-1][3]);
 
 # a checksum that fails in the second record: the first is kept, the rest
 # cannot be trusted and is kept aside (acknowledged records: counted lost)
 my @cf = frames($corrupt);
-my @lost = map { body_id($_->[2]) } @cf[1 .. $#cf];
+my @lost = map { body_id($_->[3]) } @cf[1 .. $#cf];
 {
     open my $fh, '+<', $corrupt or die "$corrupt: $!";
     binmode $fh;
@@ -84,7 +70,7 @@ my @lost = map { body_id($_->[2]) } @cf[1 .. $#cf];
 (my $corrupt_name = $corrupt) =~ s{.*/}{};
 
 # zeros after the last record: a power loss extended the file, unsynced
-my @zeroed_ids = map { body_id($_->[2]) } frames($zeroed);
+my @zeroed_ids = map { body_id($_->[3]) } frames($zeroed);
 {
     open my $fh, '>>', $zeroed or die "$zeroed: $!";
     print {$fh} "\0" x 4096;
@@ -143,7 +129,7 @@ my %expected = map { $_ => 1 } $torn_id, @lost;
 is_deeply(\@missing, [ sort keys %expected ],
           'missing: the torn record and those after the bad checksum ('
           . scalar(@missing) . ')');
-ok($got{ body_id($cf[0][2]) }, 'the record before the bad checksum is kept');
+ok($got{ body_id($cf[0][3]) }, 'the record before the bad checksum is kept');
 is((grep { $got{$_} } @zeroed_ids), scalar @zeroed_ids,
    'the log with a zero tail lost nothing (' . @zeroed_ids . ' records)');
 is((grep { $_ > 1 } values %got), 0, 'each record archived once');

@@ -112,6 +112,7 @@ sub new {
         skip     => [],
         next_id  => 1,
         load_seq => 0,
+        env      => $opt{env},          # for nginx: { NAME => value }
     }, $class;
 
     $self->{conf} = "$dir/nginx.conf";
@@ -328,7 +329,8 @@ sub _expect_workers {
 
 sub _nginx_env {
     my ($self) = @_;
-    return {} unless $ENV{TEST_NGINX_ASAN};
+    my %env = %{ $self->{env} // {} };
+    return \%env unless $ENV{TEST_NGINX_ASAN};
 
     my $lib = `gcc -print-file-name=libasan.so 2>/dev/null`;
     chomp $lib;
@@ -342,8 +344,10 @@ sub _nginx_env {
         chmod 01777, $asan;
     }
 
+    # the sanitizer's runtime must come first in LD_PRELOAD
     return {
-        LD_PRELOAD   => $lib,
+        %env,
+        LD_PRELOAD   => join(' ', $lib, $env{LD_PRELOAD} // ()),
         ASAN_OPTIONS => "detect_leaks=0:abort_on_error=0"
                         . ":log_path=$asan/asan",
     };
@@ -1234,6 +1238,30 @@ sub read_archive_object {
         : [];
 
     return $obj;
+}
+
+
+# The intact frames of a spool log (DESIGN.md, "Spool file"), as
+# [offset, length, head, body]; reading stops at the first frame that is
+# cut short or not a frame (checksums are the module's to verify).
+sub read_spool_log {
+    shift if ref $_[0];
+    my ($path) = @_;
+    my $data = _slurp($path) // '';
+    return () unless substr($data, 0, 8) eq 'RDXSPOOL';
+
+    my ($off, @frames) = (16);
+    while ($off + 32 <= length $data) {
+        my ($magic, $crc, $hlen) = unpack 'a4 V V', substr($data, $off, 12);
+        my ($lo, $hi) = unpack 'V V', substr($data, $off + 16, 8);
+        my $len = 32 + $hlen + $lo + $hi * 2**32;
+        last if $magic ne 'RDXF' || $off + $len > length $data;
+        push @frames, [ $off, $len, substr($data, $off + 32, $hlen),
+                        substr($data, $off + 32 + $hlen, $len - 32 - $hlen) ];
+        $off += $len;
+    }
+
+    return @frames;
 }
 
 
