@@ -732,6 +732,7 @@ ngx_http_reductrai_frame_iovs(ngx_http_reductrai_record_t *rec,
     f.format = (unsigned) rec->format;
     f.body_len = rec->size;
     f.ts_ms = rec->ts_ms;
+    f.pending = 0;
 
     crc = ngx_http_reductrai_frame_crc_start(&f);
     crc = ngx_http_reductrai_crc32c(crc, rec->head, rec->head_len);
@@ -1076,9 +1077,9 @@ ngx_http_reductrai_append(void *data, ngx_log_t *log)
 
 
 /*
- * The frame header goes first with a zero checksum and is written again
- * once the body has been copied and summed: a crash in between leaves a
- * last frame whose checksum fails, which readers take as a torn tail.
+ * The frame header goes first marked pending and is written again once the
+ * body has been copied and summed: a crash in between leaves a last frame
+ * still pending, which readers take as a torn tail.
  */
 
 static int
@@ -1095,12 +1096,14 @@ ngx_http_reductrai_append_record(int fd, off_t *offset,
     f.format = (unsigned) rec->format;
     f.body_len = rec->size;
     f.ts_ms = rec->ts_ms;
+    f.pending = 1;
 
     start = *offset;
     at = start + NGX_HTTP_REDUCTRAI_FRAME_HEADER;
 
     ngx_http_reductrai_frame_header(rec->frame, &f, 0);
 
+    f.pending = 0;
     crc = ngx_http_reductrai_frame_crc_start(&f);
     crc = ngx_http_reductrai_crc32c(crc, rec->head, rec->head_len);
 

@@ -156,7 +156,7 @@ ngx_http_reductrai_frame_fields(u_char *buf,
     ngx_http_reductrai_le32(buf + 8, f->head_len);
     buf[12] = (u_char) f->coding;
     buf[13] = (u_char) f->format;
-    buf[14] = 0;
+    buf[14] = (u_char) (f->pending ? 1 : 0);
     buf[15] = 0;
     ngx_http_reductrai_le64(buf + 16, f->body_len);
     ngx_http_reductrai_le64(buf + 24, (uint64_t) f->ts_ms);
@@ -168,7 +168,7 @@ ngx_http_reductrai_frame_parse(const u_char *buf,
     ngx_http_reductrai_frame_t *f)
 {
     if (ngx_http_reductrai_get32(buf) != NGX_HTTP_REDUCTRAI_FRAME_MAGIC
-        || buf[14] != 0 || buf[15] != 0)
+        || buf[14] > 1 || buf[15] != 0)
     {
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
@@ -177,6 +177,7 @@ ngx_http_reductrai_frame_parse(const u_char *buf,
     f->head_len = ngx_http_reductrai_get32(buf + 8);
     f->coding = buf[12];
     f->format = buf[13];
+    f->pending = buf[14];
     f->body_len = ngx_http_reductrai_get64(buf + 16);
     f->ts_ms = (int64_t) ngx_http_reductrai_get64(buf + 24);
 
@@ -263,6 +264,15 @@ ngx_http_reductrai_frame_next(ngx_http_reductrai_frame_reader_t *rd)
     }
 
     len = f->head_len + (size_t) f->body_len;
+
+    if (f->pending) {
+        /* an append cut short; nothing may follow it */
+        rd->offset = start;
+        return (uint64_t) (rd->size - start)
+               == NGX_HTTP_REDUCTRAI_FRAME_HEADER + (uint64_t) len
+               ? NGX_HTTP_REDUCTRAI_FRAME_TORN
+               : NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
+    }
 
     rd->buf.len = 0;
 

@@ -9,7 +9,8 @@
  *
  *   file:   "RDXSPOOL" u32 version  u32 0                        16 bytes
  *   frame:  u32 magic "RDXF"  u32 crc32c  u32 head_len
- *           u8 coding  u8 format  u16 0  u64 body_len  i64 ts_ms  32 bytes
+ *           u8 coding  u8 format  u8 pending  u8 0
+ *           u64 body_len  i64 ts_ms                                 32 bytes
  *           head (the record's JSON head)  body (wire bytes)
  *
  * Integers are little-endian.  The CRC-32C covers everything after itself:
@@ -17,6 +18,9 @@
  * frames up to the first one that is incomplete (a torn tail: the write
  * that was cut short was never acknowledged) or whose magic or checksum
  * does not hold (corruption: what follows is kept aside, never guessed at).
+ * A frame that a thread is still appending (its body copied from a file)
+ * says "pending" until its header is written again with the checksum: a
+ * last frame still pending is a torn tail too.
  */
 
 
@@ -43,6 +47,7 @@ typedef struct {
     unsigned         format;
     uint64_t         body_len;
     int64_t          ts_ms;
+    unsigned         pending;
 } ngx_http_reductrai_frame_t;
 
 
