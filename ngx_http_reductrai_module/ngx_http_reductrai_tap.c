@@ -41,6 +41,7 @@ static ngx_int_t ngx_http_reductrai_record_meta(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reductrai_record_body_copy(ngx_http_request_t *r,
     ngx_http_reductrai_record_t *rec, u_char *body,
     ngx_http_reductrai_piece_t *pieces);
+static void ngx_http_reductrai_key_fp(u_char *fp, ngx_str_t *key);
 static void ngx_http_reductrai_find_headers(ngx_http_request_t *r,
     ngx_http_reductrai_headers_t *h);
 static ngx_str_t ngx_http_reductrai_api_key(ngx_http_request_t *r,
@@ -856,7 +857,7 @@ ngx_http_reductrai_record_meta(ngx_http_request_t *r,
     key = ngx_http_reductrai_api_key(r, h);
 
     if (key.data != NULL) {
-        ngx_http_reductrai_api_key_fp(fp, key.data, key.len);
+        ngx_http_reductrai_key_fp(fp, &key);
         meta->api_key_fp.data = fp;
         meta->api_key_fp.len = NGX_HTTP_REDUCTRAI_FP_LEN;
     }
@@ -867,6 +868,36 @@ ngx_http_reductrai_record_meta(ngx_http_request_t *r,
 #undef ngx_http_reductrai_set_header
 
     return NGX_OK;
+}
+
+
+/*
+ * An agent sends the same key with every request, and a SHA-256 through
+ * OpenSSL's provider layer costs more than the rest of the record's head:
+ * the fingerprint of the last key is kept (in the worker's memory only).
+ */
+
+static void
+ngx_http_reductrai_key_fp(u_char *fp, ngx_str_t *key)
+{
+    static size_t  last_len;
+    static u_char  last_key[128];
+    static u_char  last_fp[NGX_HTTP_REDUCTRAI_FP_LEN];
+
+    if (last_len != 0 && key->len == last_len
+        && ngx_memcmp(key->data, last_key, last_len) == 0)
+    {
+        ngx_memcpy(fp, last_fp, NGX_HTTP_REDUCTRAI_FP_LEN);
+        return;
+    }
+
+    ngx_http_reductrai_api_key_fp(fp, key->data, key->len);
+
+    if (key->len <= sizeof(last_key)) {
+        ngx_memcpy(last_key, key->data, key->len);
+        ngx_memcpy(last_fp, fp, NGX_HTTP_REDUCTRAI_FP_LEN);
+        last_len = key->len;
+    }
 }
 
 
