@@ -19,6 +19,7 @@
 
 #include "ngx_http_reductrai_module.h"
 
+#include <malloc.h>
 #include <sys/file.h>
 #include <sys/uio.h>
 
@@ -27,6 +28,8 @@
 /* seal jobs at a time per worker: each holds a zstd context and a body */
 #define NGX_HTTP_REDUCTRAI_SEALS          2
 #define NGX_HTTP_REDUCTRAI_COPY_CHUNK     65536
+/* allocations from this size up are mapped and unmapped, see below */
+#define NGX_HTTP_REDUCTRAI_MMAP_THRESHOLD (4 * 1024 * 1024)
 #define NGX_HTTP_REDUCTRAI_EXIT_TIMEOUT   30000
 #define NGX_HTTP_REDUCTRAI_EXIT_GRACE     5000
 
@@ -139,6 +142,17 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
 
     sp->log = cycle->log;
     ngx_queue_init(&sp->to_seal);
+
+    /*
+     * A seal job's zstd context (about 10 MiB with the segment window) and
+     * buffers as large as a decoded body are freed when it ends, but glibc
+     * keeps what a thread freed in that thread's arena, and raises its
+     * mmap threshold after every large free: each thread of the pool that
+     * ever sealed would hold its share.  A fixed threshold gives the
+     * largest allocations back to the system at once.
+     */
+
+    (void) mallopt(M_MMAP_THRESHOLD, NGX_HTTP_REDUCTRAI_MMAP_THRESHOLD);
 
     sp->flush.handler = ngx_http_reductrai_flush_handler;
     sp->flush.log = cycle->log;
