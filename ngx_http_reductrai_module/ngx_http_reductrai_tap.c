@@ -29,8 +29,6 @@ static ngx_int_t ngx_http_reductrai_forwards(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
-static ngx_int_t ngx_http_reductrai_body_failed(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx);
 static ngx_http_reductrai_record_t *ngx_http_reductrai_record_create(
     ngx_http_request_t *r, ngx_http_reductrai_ctx_t *ctx);
 static void ngx_http_reductrai_committed(ngx_http_reductrai_record_t *rec,
@@ -134,12 +132,10 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
     ctx = ngx_http_reductrai_get_ctx(r);
 
     if (ctx != NULL) {
-        if (r->internal && ctx->phase_rc == NGX_DECLINED) {
+        if (r->internal
+            && (ctx->phase_rc == NGX_DECLINED || !ctx->body_read))
+        {
             return ngx_http_reductrai_redirected(r, ctx);
-        }
-
-        if (r->internal && !ctx->body_read) {
-            return ngx_http_reductrai_body_failed(r, ctx);
         }
 
         /* the phases resumed after the commit */
@@ -227,44 +223,12 @@ ngx_http_reductrai_get_ctx(ngx_http_request_t *r)
 
 
 /*
- * Reading the body failed (400, 408, 413) and error_page sent the request
- * into a tapped location: there is no body to archive and the body handler
- * will never run, so the request must not wait for it.  A forwarding
- * location handles it as nginx would without us; one that answers locally
- * answers with the error that was found.
- */
-
-static ngx_int_t
-ngx_http_reductrai_body_failed(ngx_http_request_t *r,
-    ngx_http_reductrai_ctx_t *ctx)
-{
-    ngx_uint_t                      forward;
-    ngx_http_reductrai_loc_conf_t  *rlcf;
-
-    ctx->phase_rc = NGX_DECLINED;
-
-    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
-
-    if (!rlcf->enable) {
-        return NGX_DECLINED;
-    }
-
-    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (forward) {
-        return NGX_DECLINED;
-    }
-
-    return r->err_status >= NGX_HTTP_BAD_REQUEST ? (ngx_int_t) r->err_status
-                                                 : NGX_HTTP_BAD_REQUEST;
-}
-
-
-/*
- * A request the tap let through came back after a redirect: its body is
- * archived already.  A tapped location that answers locally answers it.
+ * A tapped request came back after an internal redirect (error_page,
+ * X-Accel-Redirect, try_files).  Either reading its body failed (400, 408,
+ * 413) and the body handler will never run: it is answered with the error
+ * found, since what was read of the body is neither archived nor fit to
+ * forward.  Or the tap let it through and its body is archived already: a
+ * forwarding location forwards it, one that answers locally acknowledges.
  */
 
 static ngx_int_t
@@ -273,6 +237,12 @@ ngx_http_reductrai_redirected(ngx_http_request_t *r,
 {
     ngx_uint_t                      forward;
     ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    if (!ctx->body_read) {
+        ctx->phase_rc = NGX_DECLINED;
+        return r->err_status >= NGX_HTTP_BAD_REQUEST
+               ? (ngx_int_t) r->err_status : NGX_HTTP_BAD_REQUEST;
+    }
 
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
 

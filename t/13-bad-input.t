@@ -24,6 +24,26 @@ $t->reductrai_config(
             client_max_body_size 1k;
             proxy_pass http://vendor;
         }
+
+        # a failed body read sent by error_page into tapped locations
+        location /limited/ {
+            reductrai on;
+            client_max_body_size 1k;
+            error_page 413 /acked/too_big;
+            proxy_pass http://vendor;
+        }
+
+        location /limited_fwd/ {
+            reductrai on;
+            client_max_body_size 1k;
+            error_page 413 /small/too_big;
+            proxy_pass http://vendor;
+        }
+
+        location /acked/ {
+            reductrai on;
+            reductrai_forward off;
+        }
 EOT
 );
 $t->start;
@@ -52,6 +72,20 @@ is_deeply([ map { $_->{status} } @res ], [ (202) x 5 ],
 # over client_max_body_size: refused by nginx
 $r = $t->http(path => '/small/big', body => 'x' x 5000);
 is($r->{status}, 413, 'a body over client_max_body_size gets 413');
+
+# over client_max_body_size in chunks, error_page into tapped locations: the
+# limit shows only while the body is read, after the tap took the request,
+# and the redirected request must still be answered
+$r = $t->http(path => '/limited/big', body => 'x' x 5000, chunked => 500,
+              timeout => 5);
+is($r->{status}, 413,
+   'a chunked body over the limit, error_page to a location that answers '
+   . 'itself: 413, not a hang');
+$r = $t->http(path => '/limited_fwd/big', body => 'x' x 5000,
+              chunked => 500, timeout => 5);
+is($r->{status}, 413,
+   'the same, error_page to a forwarding location: 413, the cut body is '
+   . 'not forwarded');
 
 # broken chunked encoding
 $r = $t->http(raw => "POST /badchunk HTTP/1.1\r\nHost: x\r\n"
@@ -92,6 +126,8 @@ is(scalar @records, 10, 'ten records: the requests that were accepted');
 ok(!$rec{'/aborted'}, 'the aborted request is not archived');
 ok(!$rec{'/stalled'}, 'the stalled request is not archived');
 ok(!$rec{'/small/big'}, 'the refused request is not archived');
+ok(!grep({ m{^/(limited|limited_fwd|acked|small)/.*big} } keys %rec),
+   'nor those sent on by error_page');
 ok(!$rec{'/badchunk'}, 'the broken request is not archived');
 is(length $rec{'/slow'}{body}{k}, 20_000, 'the slow body is whole');
 is(scalar(grep { m{^/pipe/} } keys %rec), 5, 'pipelined: 5 records');
