@@ -1193,6 +1193,44 @@ ngx_http_reductrai_next_id(u_char *p)
 }
 
 
+/*
+ * A thread job: handler runs in a thread with data, done back in the event
+ * loop with the event's data set to the same.
+ */
+
+void
+ngx_http_reductrai_task_init(ngx_thread_task_t *task,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done,
+    void *data, ngx_log_t *log)
+{
+    ngx_memzero(task, sizeof(ngx_thread_task_t));
+
+    task->ctx = data;
+    task->handler = handler;
+    task->event.handler = done;
+    task->event.data = data;
+    task->event.log = log;
+}
+
+
+ngx_thread_task_t *
+ngx_http_reductrai_task_create(ngx_cycle_t *cycle,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done,
+    void *data)
+{
+    ngx_thread_task_t  *task;
+
+    task = ngx_palloc(cycle->pool, sizeof(ngx_thread_task_t));
+    if (task == NULL) {
+        return NULL;
+    }
+
+    ngx_http_reductrai_task_init(task, handler, done, data, cycle->log);
+
+    return task;
+}
+
+
 void
 ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec)
 {

@@ -70,6 +70,9 @@
 #define NGX_HTTP_REDUCTRAI_SCAN_INTERVAL  1000
 #define NGX_HTTP_REDUCTRAI_PROBE_INTERVAL 30000
 #define NGX_HTTP_REDUCTRAI_QUARANTINE     "quarantine"
+/* iovecs of one spool write, and of one record's body in it */
+#define NGX_HTTP_REDUCTRAI_IOVS           256
+#define NGX_HTTP_REDUCTRAI_BODY_IOVS      (NGX_HTTP_REDUCTRAI_IOVS - 2)
 
 
 typedef struct {
@@ -221,7 +224,6 @@ typedef struct {
     uint64_t                         records;
     int                              error;
     unsigned                         written:1;
-    unsigned                         torn:1;
     unsigned                         quarantined:1;
     unsigned                         leftover:1;
 } ngx_http_reductrai_seal_result_t;
@@ -241,7 +243,6 @@ struct ngx_http_reductrai_seal_s {
 
 struct ngx_http_reductrai_log_s {
     ngx_queue_t                      queue;       /* waiting for a seal */
-    ngx_http_reductrai_stream_t     *stream;
     ngx_http_reductrai_segment_id_t  id;
     char                             name[NGX_HTTP_REDUCTRAI_NAME_MAX];
     int                              fd;
@@ -262,6 +263,12 @@ int64_t ngx_http_reductrai_now_ms(void);
 int64_t ngx_http_reductrai_worker_start_ms(void);
 u_char *ngx_http_reductrai_next_id(u_char *p);
 void ngx_http_reductrai_record_free(ngx_http_reductrai_record_t *rec);
+void ngx_http_reductrai_task_init(ngx_thread_task_t *task,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done,
+    void *data, ngx_log_t *log);
+ngx_thread_task_t *ngx_http_reductrai_task_create(ngx_cycle_t *cycle,
+    void (*handler)(void *data, ngx_log_t *log), ngx_event_handler_pt done,
+    void *data);
 
 /* tap.c */
 ngx_int_t ngx_http_reductrai_add_variables(ngx_conf_t *cf);

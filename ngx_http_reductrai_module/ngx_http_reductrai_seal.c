@@ -27,14 +27,10 @@ ngx_http_reductrai_seal_post(ngx_http_reductrai_seal_t *job, ngx_log_t *log)
 
     rmcf = ngx_http_reductrai_worker_conf();
 
-    ngx_memzero(&job->task, sizeof(ngx_thread_task_t));
     ngx_memzero(&job->res, sizeof(ngx_http_reductrai_seal_result_t));
 
-    job->task.ctx = job;
-    job->task.handler = ngx_http_reductrai_seal_thread;
-    job->task.event.handler = ngx_http_reductrai_seal_done;
-    job->task.event.data = job;
-    job->task.event.log = log;
+    ngx_http_reductrai_task_init(&job->task, ngx_http_reductrai_seal_thread,
+                                 ngx_http_reductrai_seal_done, job, log);
 
     return ngx_thread_task_post(rmcf->thread_pool, &job->task);
 }
@@ -122,7 +118,6 @@ ngx_http_reductrai_seal_file(int fd, const char *name,
     res->file_bytes = tr.file_bytes;
     res->decoded = tr.decoded;
     res->records = tr.trailer.count;
-    res->torn = (tr.end == NGX_HTTP_REDUCTRAI_FRAME_TORN);
 
     if (tr.end == NGX_HTTP_REDUCTRAI_FRAME_CORRUPT) {
         /* what could not be read is kept for an operator, never deleted */

@@ -163,38 +163,28 @@ ngx_http_reductrai_shipper_init_process(ngx_cycle_t *cycle)
     }
 
     for (i = 0; i < sp->nuploads; i++) {
-        task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
+        task = ngx_http_reductrai_task_create(cycle, ngx_http_reductrai_upload,
+                                              ngx_http_reductrai_upload_done,
+                                              &sp->uploads[i]);
         if (task == NULL) {
             return NGX_ERROR;
         }
 
-        *(ngx_http_reductrai_upload_t **) task->ctx = &sp->uploads[i];
-        task->handler = ngx_http_reductrai_upload;
-        task->event.handler = ngx_http_reductrai_upload_done;
-        task->event.data = &sp->uploads[i];
-        task->event.log = cycle->log;
-
         sp->uploads[i].task = task;
     }
 
-    sp->scan_task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
-    sp->probe_task = ngx_thread_task_alloc(cycle->pool, sizeof(void *));
+    sp->scan_task = ngx_http_reductrai_task_create(cycle,
+                                                 ngx_http_reductrai_scan,
+                                                 ngx_http_reductrai_scan_done,
+                                                 sp);
+    sp->probe_task = ngx_http_reductrai_task_create(cycle,
+                                                ngx_http_reductrai_probe,
+                                                ngx_http_reductrai_probe_done,
+                                                sp);
 
     if (sp->scan_task == NULL || sp->probe_task == NULL) {
         return NGX_ERROR;
     }
-
-    *(ngx_http_reductrai_scan_t **) sp->scan_task->ctx = &sp->scan;
-    sp->scan_task->handler = ngx_http_reductrai_scan;
-    sp->scan_task->event.handler = ngx_http_reductrai_scan_done;
-    sp->scan_task->event.data = sp;
-    sp->scan_task->event.log = cycle->log;
-
-    *(ngx_http_reductrai_shipper_t **) sp->probe_task->ctx = sp;
-    sp->probe_task->handler = ngx_http_reductrai_probe;
-    sp->probe_task->event.handler = ngx_http_reductrai_probe_done;
-    sp->probe_task->event.data = sp;
-    sp->probe_task->event.log = cycle->log;
 
     /* the first tick scans at once: recovery of what a crash left */
     sp->last_scan_ms = 0;
@@ -343,7 +333,7 @@ ngx_http_reductrai_start_uploads(void)
 static void
 ngx_http_reductrai_upload(void *data, ngx_log_t *log)
 {
-    ngx_http_reductrai_upload_t *up = *(ngx_http_reductrai_upload_t **) data;
+    ngx_http_reductrai_upload_t *up = data;
 
     int          fd;
     char         path[NGX_MAX_PATH];
@@ -609,7 +599,7 @@ ngx_http_reductrai_backoff(void)
 static void
 ngx_http_reductrai_probe(void *data, ngx_log_t *log)
 {
-    ngx_http_reductrai_shipper_t *sp = *(ngx_http_reductrai_shipper_t **) data;
+    ngx_http_reductrai_shipper_t *sp = data;
 
     ngx_http_reductrai_storage_t  *st;
 
@@ -646,7 +636,7 @@ ngx_http_reductrai_probe_done(ngx_event_t *ev)
 static void
 ngx_http_reductrai_scan(void *data, ngx_log_t *log)
 {
-    ngx_http_reductrai_scan_t *scan = *(ngx_http_reductrai_scan_t **) data;
+    ngx_http_reductrai_shipper_t  *sp = data;
 
     int                               fd;
     DIR                              *dir;
@@ -654,7 +644,9 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
     struct dirent                    *de;
     ngx_http_reductrai_segment_id_t   id;
     ngx_http_reductrai_spool_state_e  state;
+    ngx_http_reductrai_scan_t        *scan;
 
+    scan = &sp->scan;
     scan->found.len = 0;
     scan->bytes = 0;
     scan->files = 0;

@@ -24,7 +24,6 @@
 #include <sys/uio.h>
 
 
-#define NGX_HTTP_REDUCTRAI_IOVS           256
 /* seal jobs at a time per worker: each holds a zstd context and a body */
 #define NGX_HTTP_REDUCTRAI_SEALS          2
 #define NGX_HTTP_REDUCTRAI_COPY_CHUNK     65536
@@ -44,7 +43,6 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_reductrai_stream_t     *stream;
     ngx_queue_t                      records;     /* owned records */
     int                              fd;
     off_t                            offset;
@@ -53,7 +51,6 @@ typedef struct {
 
 
 struct ngx_http_reductrai_stream_s {
-    ngx_uint_t                       slot;
     u_char                           name[NGX_HTTP_REDUCTRAI_STREAM_MAX + 1];
     uint64_t                         seq;
     ngx_http_reductrai_log_t        *log;         /* open, or NULL */
@@ -65,10 +62,11 @@ struct ngx_http_reductrai_stream_s {
 
     ngx_thread_task_t               *sync_task;
     ngx_thread_task_t               *append_task;
+    ngx_http_reductrai_sync_job_t    sync;
+    ngx_http_reductrai_append_job_t  append;
     ngx_event_t                      timeout;     /* of the job in flight */
     unsigned                         sync_busy:1;
     unsigned                         append_busy:1;
-    unsigned                         flushing:1;
 };
 
 
@@ -90,10 +88,12 @@ typedef struct {
 
 
 static void ngx_http_reductrai_flush_handler(ngx_event_t *ev);
+static void ngx_http_reductrai_stream_run(ngx_http_reductrai_stream_t *s,
+    ngx_queue_t *done);
 static void ngx_http_reductrai_flush_stream(ngx_http_reductrai_stream_t *s,
     ngx_queue_t *done);
-static ngx_int_t ngx_http_reductrai_rotate_needed(
-    ngx_http_reductrai_stream_t *s, ngx_http_reductrai_record_t *rec);
+static ngx_uint_t ngx_http_reductrai_log_takes(ngx_http_reductrai_log_t *log,
+    ngx_http_reductrai_record_t *rec, size_t bytes);
 static ngx_int_t ngx_http_reductrai_rotate(ngx_http_reductrai_stream_t *s);
 static void ngx_http_reductrai_write_failed(ngx_http_reductrai_stream_t *s,
     int err, ngx_log_t *log);
@@ -102,7 +102,7 @@ static ngx_int_t ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s,
 static ngx_int_t ngx_http_reductrai_write_group(
     ngx_http_reductrai_stream_t *s, ngx_queue_t *group, ngx_log_t *log);
 static ngx_uint_t ngx_http_reductrai_frame_iovs(
-    ngx_http_reductrai_record_t *rec, struct iovec *iov, ngx_uint_t room);
+    ngx_http_reductrai_record_t *rec, struct iovec *iov);
 static void ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s,
     ngx_queue_t *group, ngx_queue_t *done);
 static void ngx_http_reductrai_fail(ngx_queue_t *group, ngx_queue_t *done);
@@ -161,29 +161,24 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
     for (i = 0; i < NGX_HTTP_REDUCTRAI_SLOTS; i++) {
         s = &sp->streams[i];
 
-        s->slot = i;
         ngx_queue_init(&s->pending);
         ngx_queue_init(&s->unsynced);
         ngx_queue_init(&s->syncing);
 
-        s->sync_task = ngx_thread_task_alloc(cycle->pool,
-                                       sizeof(ngx_http_reductrai_sync_job_t));
-        s->append_task = ngx_thread_task_alloc(cycle->pool,
-                                     sizeof(ngx_http_reductrai_append_job_t));
+        /* the jobs' data is the stream: they find their part in it */
+
+        s->sync_task = ngx_http_reductrai_task_create(cycle,
+                                                 ngx_http_reductrai_sync,
+                                                 ngx_http_reductrai_sync_done,
+                                                 s);
+        s->append_task = ngx_http_reductrai_task_create(cycle,
+                                               ngx_http_reductrai_append,
+                                               ngx_http_reductrai_append_done,
+                                               s);
 
         if (s->sync_task == NULL || s->append_task == NULL) {
             return NGX_ERROR;
         }
-
-        s->sync_task->handler = ngx_http_reductrai_sync;
-        s->sync_task->event.handler = ngx_http_reductrai_sync_done;
-        s->sync_task->event.data = s;
-        s->sync_task->event.log = cycle->log;
-
-        s->append_task->handler = ngx_http_reductrai_append;
-        s->append_task->event.handler = ngx_http_reductrai_append_done;
-        s->append_task->event.data = s;
-        s->append_task->event.log = cycle->log;
 
         s->timeout.handler = ngx_http_reductrai_job_timeout;
         s->timeout.data = s;
@@ -279,7 +274,8 @@ ngx_http_reductrai_spool_failing(void)
 
     sp = &ngx_http_reductrai_spool;
 
-    return sp->spool_failing && ngx_http_reductrai_now_ms() < sp->spool_retry_ms;
+    return sp->spool_failing
+           && ngx_http_reductrai_now_ms() < sp->spool_retry_ms;
 }
 
 
@@ -357,18 +353,26 @@ ngx_http_reductrai_flush_handler(ngx_event_t *ev)
     for (i = 0; i < NGX_HTTP_REDUCTRAI_SLOTS; i++) {
         s = &ngx_http_reductrai_spool.streams[i];
 
-        if (!ngx_queue_empty(&s->pending)) {
-            ngx_http_reductrai_flush_stream(s, &done);
-        }
-
-        if (!ngx_queue_empty(&s->unsynced) && !s->sync_busy) {
-            ngx_http_reductrai_sync_start(s);
-        }
+        ngx_http_reductrai_stream_run(s, &done);
     }
 
     /* the spool is consistent again before any request runs */
 
     ngx_http_reductrai_complete(&done, NGX_OK);
+}
+
+
+/* what a stream can do now: append what is pending, sync what is written */
+
+static void
+ngx_http_reductrai_stream_run(ngx_http_reductrai_stream_t *s,
+    ngx_queue_t *done)
+{
+    ngx_http_reductrai_flush_stream(s, done);
+
+    if (!ngx_queue_empty(&s->unsynced) && !s->sync_busy) {
+        ngx_http_reductrai_sync_start(s);
+    }
 }
 
 
@@ -382,20 +386,18 @@ static void
 ngx_http_reductrai_flush_stream(ngx_http_reductrai_stream_t *s,
     ngx_queue_t *done)
 {
-    size_t                           bytes;
-    ngx_uint_t                       iovs;
-    ngx_queue_t                      group, *q;
-    ngx_http_reductrai_record_t     *rec;
-    ngx_http_reductrai_main_conf_t  *rmcf;
-
-    rmcf = ngx_http_reductrai_worker_conf();
+    size_t                        bytes;
+    ngx_uint_t                    iovs;
+    ngx_queue_t                   group, *q;
+    ngx_http_reductrai_record_t  *rec;
 
     while (!ngx_queue_empty(&s->pending) && !s->append_busy) {
 
         rec = ngx_queue_data(ngx_queue_head(&s->pending),
                              ngx_http_reductrai_record_t, queue);
 
-        if (ngx_http_reductrai_rotate_needed(s, rec)
+        if (s->log != NULL
+            && !ngx_http_reductrai_log_takes(s->log, rec, 0)
             && ngx_http_reductrai_rotate(s) != NGX_OK)
         {
             /* the sync in flight ends it */
@@ -429,10 +431,7 @@ ngx_http_reductrai_flush_stream(ngx_http_reductrai_stream_t *s,
 
             if (rec->owned
                 || rec->niovs + iovs > NGX_HTTP_REDUCTRAI_IOVS
-                || (!ngx_queue_empty(&group)
-                    && (s->log->body_bytes + bytes >= rmcf->segment_size
-                        || rec->ts_ms / NGX_HTTP_REDUCTRAI_HOUR_MS
-                           != s->log->id.hour)))
+                || !ngx_http_reductrai_log_takes(s->log, rec, bytes))
             {
                 break;
             }
@@ -455,17 +454,18 @@ ngx_http_reductrai_flush_stream(ngx_http_reductrai_stream_t *s,
 }
 
 
-static ngx_int_t
-ngx_http_reductrai_rotate_needed(ngx_http_reductrai_stream_t *s,
-    ngx_http_reductrai_record_t *rec)
-{
-    if (s->log == NULL) {
-        return 0;
-    }
+/*
+ * A log takes a record of its hour while it holds less than a segment of
+ * bodies, bytes more than it has: a segment never spans an hour.
+ */
 
-    return rec->ts_ms / NGX_HTTP_REDUCTRAI_HOUR_MS != s->log->id.hour
-           || s->log->body_bytes
-              >= ngx_http_reductrai_worker_conf()->segment_size;
+static ngx_uint_t
+ngx_http_reductrai_log_takes(ngx_http_reductrai_log_t *log,
+    ngx_http_reductrai_record_t *rec, size_t bytes)
+{
+    return rec->ts_ms / NGX_HTTP_REDUCTRAI_HOUR_MS == log->id.hour
+           && log->body_bytes + bytes
+              < ngx_http_reductrai_worker_conf()->segment_size;
 }
 
 
@@ -527,7 +527,7 @@ ngx_http_reductrai_write_failed(ngx_http_reductrai_stream_t *s, int err,
     ngx_http_reductrai_spool_result(log, err);
 
     if (lg->body_bytes == 0 && lg->size == NGX_HTTP_REDUCTRAI_LOG_HEADER
-        && !lg->syncing && s->rotated != lg)
+        && !lg->syncing)
     {
         ngx_sprintf((u_char *) path, "%s/%s%Z",
                     ngx_http_reductrai_spool_path(), lg->name);
@@ -590,7 +590,6 @@ ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s, int64_t ts_ms)
     log->id.start_ms = ngx_http_reductrai_worker_start_ms();
     log->id.seq = s->seq + 1;
     log->id.first_ms = ts_ms;
-    log->stream = s;
     log->fd = -1;
 
     dir = ngx_sprintf((u_char *) path, "%V/", &rmcf->spool) - (u_char *) path;
@@ -672,15 +671,14 @@ ngx_http_reductrai_write_group(ngx_http_reductrai_stream_t *s,
          q = ngx_queue_next(q))
     {
         rec = ngx_queue_data(q, ngx_http_reductrai_record_t, queue);
-        niov += ngx_http_reductrai_frame_iovs(rec, &iov[niov],
-                                              NGX_HTTP_REDUCTRAI_IOVS - niov);
+        niov += ngx_http_reductrai_frame_iovs(rec, &iov[niov]);
     }
 
     offset = lg->size;
     v = iov;
 
     while (niov) {
-        n = pwritev(lg->fd, v, (int) ngx_min(niov, IOV_MAX), offset);
+        n = pwritev(lg->fd, v, (int) niov, offset);
 
         if (n == -1) {
             if (ngx_errno == NGX_EINTR) {
@@ -732,7 +730,7 @@ failed:
 
 static ngx_uint_t
 ngx_http_reductrai_frame_iovs(ngx_http_reductrai_record_t *rec,
-    struct iovec *iov, ngx_uint_t room)
+    struct iovec *iov)
 {
     size_t                      len;
     uint32_t                    crc;
@@ -753,7 +751,9 @@ ngx_http_reductrai_frame_iovs(ngx_http_reductrai_record_t *rec,
 
     n = 2;
 
-    for (cl = rec->bufs; cl != NULL && n < room; cl = cl->next) {
+    /* the tap made sure the body takes at most NGX_HTTP_REDUCTRAI_BODY_IOVS */
+
+    for (cl = rec->bufs; cl != NULL; cl = cl->next) {
         b = cl->buf;
         len = b->last - b->pos;
 
@@ -878,7 +878,7 @@ ngx_http_reductrai_sync_start(ngx_http_reductrai_stream_t *s)
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     rmcf = ngx_http_reductrai_worker_conf();
-    job = s->sync_task->ctx;
+    job = &s->sync;
 
     job->nlogs = 0;
     job->dir = 0;
@@ -928,9 +928,12 @@ ngx_http_reductrai_sync_start(ngx_http_reductrai_stream_t *s)
 static void
 ngx_http_reductrai_sync(void *data, ngx_log_t *log)
 {
-    ngx_http_reductrai_sync_job_t  *job = data;
+    ngx_http_reductrai_stream_t  *s = data;
 
-    ngx_uint_t  i;
+    ngx_uint_t                      i;
+    ngx_http_reductrai_sync_job_t  *job;
+
+    job = &s->sync;
 
     for (i = 0; i < job->nlogs; i++) {
         if (fdatasync(job->fds[i]) == -1) {
@@ -957,7 +960,7 @@ ngx_http_reductrai_sync_done(ngx_event_t *ev)
     ngx_http_reductrai_sync_job_t  *job;
 
     s = ev->data;
-    job = s->sync_task->ctx;
+    job = &s->sync;
 
     s->sync_busy = 0;
 
@@ -990,13 +993,7 @@ ngx_http_reductrai_sync_done(ngx_event_t *ev)
 
     /* records that waited for this sync, and those written meanwhile */
 
-    if (!ngx_queue_empty(&s->pending)) {
-        ngx_http_reductrai_flush_stream(s, &done);
-    }
-
-    if (!ngx_queue_empty(&s->unsynced)) {
-        ngx_http_reductrai_sync_start(s);
-    }
+    ngx_http_reductrai_stream_run(s, &done);
 
     ngx_http_reductrai_complete(&done, job->error ? NGX_ERROR : NGX_OK);
 }
@@ -1017,9 +1014,8 @@ ngx_http_reductrai_append_start(ngx_http_reductrai_stream_t *s)
     ngx_http_reductrai_append_job_t  *job;
 
     rmcf = ngx_http_reductrai_worker_conf();
-    job = s->append_task->ctx;
+    job = &s->append;
 
-    job->stream = s;
     job->fd = s->log->fd;
     job->offset = s->log->size;
     job->error = 0;
@@ -1059,11 +1055,14 @@ ngx_http_reductrai_append_start(ngx_http_reductrai_stream_t *s)
 static void
 ngx_http_reductrai_append(void *data, ngx_log_t *log)
 {
-    ngx_http_reductrai_append_job_t  *job = data;
+    ngx_http_reductrai_stream_t  *s = data;
 
-    u_char                       *chunk;
-    ngx_queue_t                  *q;
-    ngx_http_reductrai_record_t  *rec;
+    u_char                           *chunk;
+    ngx_queue_t                      *q;
+    ngx_http_reductrai_record_t      *rec;
+    ngx_http_reductrai_append_job_t  *job;
+
+    job = &s->append;
 
     chunk = malloc(NGX_HTTP_REDUCTRAI_COPY_CHUNK);
     if (chunk == NULL) {
@@ -1216,7 +1215,7 @@ ngx_http_reductrai_append_done(ngx_event_t *ev)
     ngx_http_reductrai_append_job_t  *job;
 
     s = ev->data;
-    job = s->append_task->ctx;
+    job = &s->append;
     lg = s->log;
 
     s->append_busy = 0;
@@ -1248,11 +1247,7 @@ ngx_http_reductrai_append_done(ngx_event_t *ev)
         rec->queued = 0;
     }
 
-    ngx_http_reductrai_flush_stream(s, &done);
-
-    if (!ngx_queue_empty(&s->unsynced) && !s->sync_busy) {
-        ngx_http_reductrai_sync_start(s);
-    }
+    ngx_http_reductrai_stream_run(s, &done);
 
     ngx_http_reductrai_complete(&done, NGX_OK);
     ngx_http_reductrai_seal_next();
@@ -1286,7 +1281,7 @@ ngx_http_reductrai_job_timeout(ngx_event_t *ev)
                       "reductrai_commit_timeout %M", rmcf->commit_timeout);
     }
 
-    job = s->append_task->ctx;
+    job = &s->append;
     list = s->append_busy ? &job->records : &s->syncing;
 
     for (q = ngx_queue_head(list); q != ngx_queue_sentinel(list); q = next) {
@@ -1456,13 +1451,7 @@ ngx_http_reductrai_spool_tick(ngx_int_t exiting)
             (void) ngx_http_reductrai_rotate(s);
         }
 
-        if (!ngx_queue_empty(&s->pending) && !s->append_busy) {
-            ngx_http_reductrai_flush_stream(s, &done);
-        }
-
-        if (!ngx_queue_empty(&s->unsynced) && !s->sync_busy) {
-            ngx_http_reductrai_sync_start(s);
-        }
+        ngx_http_reductrai_stream_run(s, &done);
     }
 
     ngx_http_reductrai_complete(&done, NGX_OK);

@@ -626,10 +626,11 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
     /*
      * A body in memory is written from nginx's buffers while the request
      * waits: the record is a few words in its pool.  One that spilled into
-     * a temporary file is appended by a thread: the record owns copies.
+     * a temporary file is appended by a thread: the record owns copies; so
+     * does one in more buffers than a write takes at once, which is rare.
      */
 
-    if (!in_file) {
+    if (!in_file && npieces <= NGX_HTTP_REDUCTRAI_BODY_IOVS) {
         rec = ngx_pcalloc(r->pool, sizeof(ngx_http_reductrai_record_t) + head);
         if (rec == NULL) {
             return NULL;
