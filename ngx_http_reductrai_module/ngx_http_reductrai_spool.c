@@ -559,17 +559,14 @@ ngx_http_reductrai_write_failed(ngx_http_reductrai_stream_t *s, int err,
 }
 
 
-/*
- * A new log: created under a hidden name, locked, then named, so that a
- * spool scan that can lock a log knows its writer is gone.
- */
+/* a new log, its header written, locked while this worker writes it */
 
 static ngx_int_t
 ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s, int64_t ts_ms)
 {
     int                              fd, err;
     u_char                           header[NGX_HTTP_REDUCTRAI_LOG_HEADER];
-    char                             path[NGX_MAX_PATH], hidden[NGX_MAX_PATH];
+    char                             path[NGX_MAX_PATH];
     size_t                           dir;
     ngx_http_reductrai_log_t        *log;
     ngx_http_reductrai_main_conf_t  *rmcf;
@@ -590,37 +587,24 @@ ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s, int64_t ts_ms)
     log->id.start_ms = ngx_http_reductrai_worker_start_ms();
     log->id.seq = s->seq + 1;
     log->id.first_ms = ts_ms;
-    log->fd = -1;
 
     dir = ngx_sprintf((u_char *) path, "%V/", &rmcf->spool) - (u_char *) path;
 
     if (ngx_http_reductrai_spool_name(log->name, sizeof(log->name), &log->id,
                                       NGX_HTTP_REDUCTRAI_SPOOL_LOG)
         == 0
-        || dir + ngx_strlen(log->name) + 6 >= sizeof(path))
+        || dir + ngx_strlen(log->name) >= sizeof(path))
     {
         err = ENAMETOOLONG;
         goto failed;
     }
 
     ngx_sprintf((u_char *) path + dir, "%s%Z", log->name);
-    ngx_sprintf((u_char *) hidden, "%V/.new.%s%Z", &rmcf->spool, log->name);
-
     ngx_http_reductrai_log_header(header);
 
-    fd = open(hidden, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = ngx_http_reductrai_create_locked(path, header, sizeof(header));
     if (fd == -1) {
         err = ngx_errno;
-        goto failed;
-    }
-
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1
-        || pwrite(fd, header, sizeof(header), 0) != (ssize_t) sizeof(header)
-        || rename(hidden, path) == -1)
-    {
-        err = ngx_errno ? ngx_errno : EIO;
-        (void) close(fd);
-        (void) unlink(hidden);
         goto failed;
     }
 

@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/file.h>
 
 
 int
@@ -307,4 +309,47 @@ ngx_http_reductrai_keep_tail(u_char *buf, size_t size, size_t *len,
 
     memcpy(buf + *len, p, n);
     *len += n;
+}
+
+
+int
+ngx_http_reductrai_create_locked(const char *path, const u_char *head,
+    size_t len)
+{
+    int          fd, err;
+    char         hidden[PATH_MAX];
+    size_t       plen, dirlen;
+    const char  *slash;
+
+    plen = strlen(path);
+
+    if (plen + sizeof(".new.") > sizeof(hidden)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+
+    slash = strrchr(path, '/');
+    dirlen = slash ? (size_t) (slash - path) + 1 : 0;
+
+    memcpy(hidden, path, dirlen);
+    memcpy(hidden + dirlen, ".new.", 5);
+    memcpy(hidden + dirlen + 5, path + dirlen, plen - dirlen + 1);
+
+    fd = open(hidden, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd == -1) {
+        return -1;
+    }
+
+    if (flock(fd, LOCK_EX | LOCK_NB) == -1
+        || (len && ngx_http_reductrai_fd_write(fd, head, len) != 0)
+        || rename(hidden, path) == -1)
+    {
+        err = errno;
+        (void) close(fd);
+        (void) unlink(hidden);
+        errno = err;
+        return -1;
+    }
+
+    return fd;
 }

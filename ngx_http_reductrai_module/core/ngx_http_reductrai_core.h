@@ -75,6 +75,16 @@ int ngx_http_reductrai_sync_parent(const char *path);
 /* writes all of p, through EINTR and short writes; 0, or -1 with errno */
 int ngx_http_reductrai_fd_write(int fd, const void *p, size_t len);
 
+/*
+ * Creates a spool file (mode 0600, read and write) under a hidden ".new."
+ * name, takes an exclusive flock on it, writes head[0..len) (when len is
+ * not 0), and only then gives it its name: a spool scan that can lock a
+ * named file knows its writer is gone.  Returns the descriptor, holding
+ * the lock until it is closed, or -1 (errno; nothing is left behind).
+ */
+int ngx_http_reductrai_create_locked(const char *path, const u_char *head,
+    size_t len);
+
 /* keeps the last size bytes of a stream in buf (*len of them so far) */
 void ngx_http_reductrai_keep_tail(u_char *buf, size_t size, size_t *len,
     const u_char *p, size_t n);

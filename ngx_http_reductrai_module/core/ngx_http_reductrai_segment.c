@@ -47,12 +47,9 @@ int
 ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
     const char *path, int level)
 {
-    int         fd, err;
-    char       *slash, hidden[PATH_MAX];
-    size_t      len, dirlen;
+    int         fd;
+    size_t      len;
     ZSTD_CCtx  *cctx;
-
-    /* path, and its hidden name with ".new." in front of the file name */
 
     len = strlen(path);
     if (len + 6 >= sizeof(seg->path)) {
@@ -96,29 +93,8 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
 
-    /*
-     * The file gets its name only once it is locked: a spool scan that
-     * finds a segment it can lock knows its writer is gone.  Hidden names
-     * are left alone by the scan while they are young.
-     */
-
-    slash = strrchr(path, '/');
-    dirlen = slash ? (size_t) (slash - path) + 1 : 0;
-
-    memcpy(hidden, path, dirlen);
-    memcpy(hidden + dirlen, ".new.", 5);
-    memcpy(hidden + dirlen + 5, path + dirlen, len - dirlen + 1);
-
-    fd = open(hidden, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    fd = ngx_http_reductrai_create_locked(path, NULL, 0);
     if (fd == -1) {
-        return NGX_HTTP_REDUCTRAI_ERROR;
-    }
-
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1 || rename(hidden, path) == -1) {
-        err = errno;
-        (void) close(fd);
-        (void) unlink(hidden);
-        errno = err;
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
 
