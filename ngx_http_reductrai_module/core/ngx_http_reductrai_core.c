@@ -353,3 +353,37 @@ ngx_http_reductrai_create_locked(const char *path, const u_char *head,
 
     return fd;
 }
+
+
+void
+ngx_http_reductrai_put_le32(u_char *p, uint32_t v)
+{
+    p[0] = (u_char) v;
+    p[1] = (u_char) (v >> 8);
+    p[2] = (u_char) (v >> 16);
+    p[3] = (u_char) (v >> 24);
+}
+
+
+void
+ngx_http_reductrai_put_le64(u_char *p, uint64_t v)
+{
+    ngx_http_reductrai_put_le32(p, (uint32_t) v);
+    ngx_http_reductrai_put_le32(p + 4, (uint32_t) (v >> 32));
+}
+
+
+uint32_t
+ngx_http_reductrai_get_le32(const u_char *p)
+{
+    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
+           | (uint32_t) p[3] << 24;
+}
+
+
+uint64_t
+ngx_http_reductrai_get_le64(const u_char *p)
+{
+    return (uint64_t) ngx_http_reductrai_get_le32(p)
+           | (uint64_t) ngx_http_reductrai_get_le32(p + 4) << 32;
+}

@@ -68,6 +68,12 @@ int64_t ngx_http_reductrai_utc(int year, int mon, int mday, int hour,
 
 u_char *ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len);
 
+/* little-endian integers of the archive's and the spool's binary parts */
+void ngx_http_reductrai_put_le32(u_char *p, uint32_t v);
+void ngx_http_reductrai_put_le64(u_char *p, uint64_t v);
+uint32_t ngx_http_reductrai_get_le32(const u_char *p);
+uint64_t ngx_http_reductrai_get_le64(const u_char *p);
+
 /* fsync() of a directory; sync_parent() of the directory holding path */
 int ngx_http_reductrai_sync_dir(const char *dir);
 int ngx_http_reductrai_sync_parent(const char *path);

@@ -27,10 +27,6 @@ static void ngx_http_reductrai_frame_fields(u_char *buf,
     const ngx_http_reductrai_frame_t *f);
 static ngx_http_reductrai_frame_rc_e ngx_http_reductrai_frame_read(
     ngx_http_reductrai_frame_reader_t *rd, u_char *buf, size_t len);
-static void ngx_http_reductrai_le32(u_char *p, uint32_t v);
-static void ngx_http_reductrai_le64(u_char *p, uint64_t v);
-static uint32_t ngx_http_reductrai_get32(const u_char *p);
-static uint64_t ngx_http_reductrai_get64(const u_char *p);
 
 
 static uint32_t  ngx_http_reductrai_crc32c_table[256];
@@ -121,8 +117,8 @@ void
 ngx_http_reductrai_log_header(u_char *buf)
 {
     memcpy(buf, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8);
-    ngx_http_reductrai_le32(buf + 8, NGX_HTTP_REDUCTRAI_LOG_VERSION);
-    ngx_http_reductrai_le32(buf + 12, 0);
+    ngx_http_reductrai_put_le32(buf + 8, NGX_HTTP_REDUCTRAI_LOG_VERSION);
+    ngx_http_reductrai_put_le32(buf + 12, 0);
 }
 
 
@@ -143,7 +139,7 @@ ngx_http_reductrai_frame_header(u_char *buf,
     const ngx_http_reductrai_frame_t *f, uint32_t data_crc)
 {
     ngx_http_reductrai_frame_fields(buf, f);
-    ngx_http_reductrai_le32(buf + 4, data_crc);
+    ngx_http_reductrai_put_le32(buf + 4, data_crc);
 }
 
 
@@ -151,15 +147,15 @@ static void
 ngx_http_reductrai_frame_fields(u_char *buf,
     const ngx_http_reductrai_frame_t *f)
 {
-    ngx_http_reductrai_le32(buf, NGX_HTTP_REDUCTRAI_FRAME_MAGIC);
-    ngx_http_reductrai_le32(buf + 4, 0);
-    ngx_http_reductrai_le32(buf + 8, f->head_len);
+    ngx_http_reductrai_put_le32(buf, NGX_HTTP_REDUCTRAI_FRAME_MAGIC);
+    ngx_http_reductrai_put_le32(buf + 4, 0);
+    ngx_http_reductrai_put_le32(buf + 8, f->head_len);
     buf[12] = (u_char) f->coding;
     buf[13] = (u_char) f->format;
     buf[14] = (u_char) (f->pending ? 1 : 0);
     buf[15] = 0;
-    ngx_http_reductrai_le64(buf + 16, f->body_len);
-    ngx_http_reductrai_le64(buf + 24, (uint64_t) f->ts_ms);
+    ngx_http_reductrai_put_le64(buf + 16, f->body_len);
+    ngx_http_reductrai_put_le64(buf + 24, (uint64_t) f->ts_ms);
 }
 
 
@@ -167,19 +163,19 @@ int
 ngx_http_reductrai_frame_parse(const u_char *buf,
     ngx_http_reductrai_frame_t *f)
 {
-    if (ngx_http_reductrai_get32(buf) != NGX_HTTP_REDUCTRAI_FRAME_MAGIC
+    if (ngx_http_reductrai_get_le32(buf) != NGX_HTTP_REDUCTRAI_FRAME_MAGIC
         || buf[14] > 1 || buf[15] != 0)
     {
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
 
-    f->crc = ngx_http_reductrai_get32(buf + 4);
-    f->head_len = ngx_http_reductrai_get32(buf + 8);
+    f->crc = ngx_http_reductrai_get_le32(buf + 4);
+    f->head_len = ngx_http_reductrai_get_le32(buf + 8);
     f->coding = buf[12];
     f->format = buf[13];
     f->pending = buf[14];
-    f->body_len = ngx_http_reductrai_get64(buf + 16);
-    f->ts_ms = (int64_t) ngx_http_reductrai_get64(buf + 24);
+    f->body_len = ngx_http_reductrai_get_le64(buf + 16);
+    f->ts_ms = (int64_t) ngx_http_reductrai_get_le64(buf + 24);
 
     if (f->head_len == 0 || f->head_len > NGX_HTTP_REDUCTRAI_FRAME_HEAD_MAX
         || f->body_len > (uint64_t) INT64_MAX / 2)
@@ -218,7 +214,8 @@ ngx_http_reductrai_frame_reader_open(ngx_http_reductrai_frame_reader_t *rd,
     }
 
     if (memcmp(buf, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8) != 0
-        || ngx_http_reductrai_get32(buf + 8) != NGX_HTTP_REDUCTRAI_LOG_VERSION)
+        || ngx_http_reductrai_get_le32(buf + 8)
+           != NGX_HTTP_REDUCTRAI_LOG_VERSION)
     {
         return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
     }
@@ -348,36 +345,3 @@ ngx_http_reductrai_frame_read(ngx_http_reductrai_frame_reader_t *rd,
     return NGX_HTTP_REDUCTRAI_FRAME_OK;
 }
 
-
-static void
-ngx_http_reductrai_le32(u_char *p, uint32_t v)
-{
-    p[0] = (u_char) v;
-    p[1] = (u_char) (v >> 8);
-    p[2] = (u_char) (v >> 16);
-    p[3] = (u_char) (v >> 24);
-}
-
-
-static void
-ngx_http_reductrai_le64(u_char *p, uint64_t v)
-{
-    ngx_http_reductrai_le32(p, (uint32_t) v);
-    ngx_http_reductrai_le32(p + 4, (uint32_t) (v >> 32));
-}
-
-
-static uint32_t
-ngx_http_reductrai_get32(const u_char *p)
-{
-    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
-           | (uint32_t) p[3] << 24;
-}
-
-
-static uint64_t
-ngx_http_reductrai_get64(const u_char *p)
-{
-    return (uint64_t) ngx_http_reductrai_get32(p)
-           | (uint64_t) ngx_http_reductrai_get32(p + 4) << 32;
-}

@@ -24,8 +24,6 @@ static int ngx_http_reductrai_segment_compress(
     ngx_http_reductrai_segment_t *seg, const u_char *p, size_t len,
     ZSTD_EndDirective mode);
 static int ngx_http_reductrai_segment_drain(ngx_http_reductrai_segment_t *seg);
-static void ngx_http_reductrai_put_le32(u_char *p, uint32_t v);
-static uint32_t ngx_http_reductrai_get_le32(const u_char *p);
 static int ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *out,
     const char *tmp_path, int level, ngx_http_reductrai_buf_t *line,
     const u_char *p, size_t len, ssize_t *kept);
@@ -687,22 +685,4 @@ ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *seg,
     }
 
     return NGX_HTTP_REDUCTRAI_OK;
-}
-
-
-static void
-ngx_http_reductrai_put_le32(u_char *p, uint32_t v)
-{
-    p[0] = (u_char) v;
-    p[1] = (u_char) (v >> 8);
-    p[2] = (u_char) (v >> 16);
-    p[3] = (u_char) (v >> 24);
-}
-
-
-static uint32_t
-ngx_http_reductrai_get_le32(const u_char *p)
-{
-    return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16
-           | (uint32_t) p[3] << 24;
 }
