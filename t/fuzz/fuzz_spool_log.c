@@ -5,7 +5,12 @@
  * libFuzzer target for the spool-log reader that recovery and the seal
  * job run (ngx_http_reductrai_frame.c), and the record encoder it feeds:
  * the input is a spool log, as a crash, a disk or an attacker with write
- * access to the spool may leave it.
+ * access to the spool may leave it:
+ *
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
+ *       -Ingx_http_reductrai_module/core -It/fuzz t/fuzz/fuzz_spool_log.c \
+ *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
+ *       -lzstd -lz -lcrypto -lcurl -ljansson t/fuzz/seeds/spool_log
  *
  * Checks: no access out of bounds; frames are read in order and each one
  * read lies inside the file; the reading ends with a verdict (end, torn or
@@ -17,6 +22,7 @@
 
 #include "ngx_http_reductrai_frame.h"
 #include "ngx_http_reductrai_record.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +31,7 @@
 #include <sys/mman.h>
 
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int fuzz_sink(void *data, const u_char *p, size_t len);
-
-
-#define fuzz_assert(cond)                                                    \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "assertion failed at %s:%d: %s\n",              \
-                    __FILE__, __LINE__, #cond);                              \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 
 int
