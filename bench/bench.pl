@@ -124,27 +124,33 @@ sub say { my $s = join '', @_; print "$s\n"; push @log, $s }
 
 # ---------------------------------------------------------------- zstd
 
-# The zstd settings the module seals with: its default level (module.c,
-# ngx_conf_init_value of compression_level) and the segment's window and
-# long-distance matching (core/, segment_init), unless given on the
-# command line.  The lead may change them; the reference moves with them.
+# The zstd settings the module seals with: its default level (the
+# compression_level given to ngx_conf_init_value or ngx_conf_merge_value)
+# and the segment's window and long-distance matching (core/: a *_WLOG or
+# *_WINDOW_LOG and a *_LDM_RATE define, long_distance = 1), unless given
+# on the command line.  The lead may change them; the reference moves
+# with them.
 sub module_zstd {
     my $src = join '', map { $bench->slurp($_) // '' }
               glob "$TOP/ngx_http_reductrai_module/*.[ch] "
                    . "$TOP/ngx_http_reductrai_module/core/*.[ch]";
     my %def = $src =~ /^#define\s+(NGX_HTTP_REDUCTRAI_\w+)\s+(\d+)\b/mg;
-    my ($level) = $src =~ /ngx_conf_init_value\(\s*\w+->compression_level,
-                           \s*(\w+)\s*\)/x;
+    my ($level) = $src =~ /ngx_conf_(?:init|merge)_value\(\s*[\w>-]*
+                           compression_level,\s*(?:[\w>-]+,\s*)?
+                           (\w+)\s*\)/x;
+    my ($wlog) = map { $def{$_} } grep { /_(?:WLOG|WINDOW_LOG)$/ }
+                 sort keys %def;
+    my ($rate) = map { $def{$_} } grep { /_LDM_RATE$/ } sort keys %def;
+
     $level = $def{$level} if defined $level && $level !~ /^\d+$/;
 
     my %z = (
         level => $opt{level} // $level,
-        wlog  => $opt{wlog} // $def{NGX_HTTP_REDUCTRAI_SEGMENT_WLOG} // 0,
+        wlog  => $opt{wlog} // $wlog // 0,
         ldm   => $opt{ldm} // ($src =~ /long_distance\s*=\s*1\s*;
                                      |enableLongDistanceMatching,\s*1\)/x
                                ? 1 : 0),
-        rate  => $opt{'ldm-rate'}
-                 // $def{NGX_HTTP_REDUCTRAI_SEGMENT_LDM_RATE} // 0,
+        rate  => $opt{'ldm-rate'} // $rate // 0,
         from  => (grep { defined $opt{$_} } qw(level wlog ldm ldm-rate))
                  ? 'given' : 'read from the source',
     );
@@ -453,16 +459,24 @@ sub saturation {
     my $waited = drain($m, $port, "$size saturation");
     my $s2 = $bench->cpu_snapshot($m);
 
+    # a check of the drain: an idle instance whose work is done uses next
+    # to no CPU in the following second
+    sleep 1;
+    my $s3 = $bench->cpu_snapshot($m);
+
     $R{cpu}{$size} = {
         load   => $bench->cpu_delta($s0, $s1)->{ $m->{name} },
         after  => $bench->cpu_delta($s1, $s2)->{ $m->{name} },
+        tail   => $bench->cpu_delta($s2, $s3)->{ $m->{name} },
         waited => $waited,
     };
 
     say sprintf "proxy %-4s module CPU: %.2f+%.2f s during the runs, "
-        . "%.2f+%.2f s in the %.1f s until the spool was empty", $size,
+        . "%.2f+%.2f s in the %.1f s until the spool was empty, %.2f+%.2f "
+        . "s in the second after", $size,
         @{ $R{cpu}{$size}{load} }{qw(main threads)},
-        @{ $R{cpu}{$size}{after} }{qw(main threads)}, $waited // -1;
+        @{ $R{cpu}{$size}{after} }{qw(main threads)}, $waited // -1,
+        @{ $R{cpu}{$size}{tail} }{qw(main threads)};
 }
 
 
@@ -527,8 +541,8 @@ sub drain {
 # PUTs (one per object with file://) per raw byte archived
 sub storage_requests {
     my ($what, $inst, $metrics) = @_;
-    my @objects = map { object_info($_) }
-                  archive_objects("$work/$inst->{name}-data/archive");
+    my @objects = object_info(archive_objects("$work/$inst->{name}-data/"
+                                              . 'archive'));
 
     $R{puts}{$what} = {
         objects => scalar @objects,
@@ -1450,6 +1464,7 @@ sub cpu_per_request {
         plain_main => sum(map { $_->{main} } @{ $p->{A} }) / $na * 1e6,
         requests   => $n,
         waited     => $c->{waited},
+        tail       => ($c->{tail}{main} + $c->{tail}{threads}) * 1e3,
     );
 
     for my $k (qw(main threads)) {
@@ -1484,6 +1499,7 @@ sub report_cpu {
                       f1($c->{after_main}) . ' / ' . f1($c->{after_threads})
                       . ($drained ? sprintf(' (%.1f s)', $c->{waited})
                                   : ' (not drained)'),
+                      f0($c->{tail}),
                       sprintf('**%.1f**', $c->{added}),
                       sprintf('**%.1f**', $c->{added_main}),
                       f1($c->{zstd}), f1($c->{zstd_level}),
@@ -1513,7 +1529,9 @@ sub report_cpu {
         . "`reductrai_segment_age $SEGMENT_AGE`; the warm-up's leftovers "
         . "were drained the same way before), over its requests; so "
         . "sealing, compressing and uploading what the load left behind "
-        . "is counted, also while plain nginx had its turn.  Plain "
+        . "is counted, also while plain nginx had its turn; the CPU "
+        . "ms its workers used in the second after the drain (not "
+        . "counted) shows that nothing was left.  Plain "
         . "nginx's over its own rounds.  Event loop = the workers' main "
         . "threads (/proc/PID/task/PID/stat).  zstd one-shot = `rdxbench "
         . "oneshot`: each request's NDJSON line as the module writes it, "
@@ -1522,7 +1540,8 @@ sub report_cpu {
         . "level $Z{level} alone.  Budget = $TARGET{cpu_fixed} µs + "
         . "$TARGET{cpu_zstd} × the former.  µs per request.\n\n"
         . table([ 'body', 'module requests', 'plain', 'module: event '
-                  . 'loop / threads', 'of which after the load', 'added',
+                  . 'loop / threads', 'of which after the load',
+                  'ms in the second after', 'added',
                   'added in the event loop', 'zstd one-shot',
                   "zstd one-shot, level $Z{level} alone", 'budget' ], @rows);
 }
