@@ -16,13 +16,24 @@
  *       (segment defaults otherwise).  MB/s of decoded body per CPU
  *       second.
  *
+ *   rdxbench oneshot [-l LEVEL] [-w WLOG] [-m 0|1] [-r RATE] [-t SECONDS]
+ *                    CORPUS
+ *       zstd's own cost for each request alone: the request's NDJSON line,
+ *       built as the module builds it (head, decoded and minified body),
+ *       compressed in one ZSTD_compress2() call (a context reused, as a
+ *       thread would) at LEVEL with the given window and long-distance
+ *       matching (level 3 and zstd's defaults otherwise).  CPU µs per
+ *       request, averaged over whole passes.
+ *
  *   rdxbench sizes [-f BYTES] [-z SPEC] OBJECT...
  *       for archive objects: the NDJSON inside, the decoded body bytes,
  *       and that same batch compressed with gzip -6 and each zstd setting
  *       of SPEC ("3,19" by default; "3w23" is level 3 with a 2^23 window,
- *       "9l27" level 9 with a 2^27 window and long-distance matching).
- *       -f: compress as a segment is written, size unknown and a flush
- *       every BYTES, instead of in one call.
+ *       "9l27" level 9 with a 2^27 window and long-distance matching, "s"
+ *       adds zstd's block splitter, "f1024" flushes every 1024 KiB and
+ *       "f0" after every line, as a stream that is sent one request at a
+ *       time is written by a per-batch flush).  -f: compress as a segment
+ *       is written, size unknown and a flush every BYTES, for every SPEC.
  *
  *   rdxbench wire CORPUS
  *       per kind: decoded bytes, wire bytes, and per-request gzip -6.
@@ -51,7 +62,8 @@
 
 #include <openssl/evp.h>
 #include <zlib.h>
-#define ZSTD_STATIC_LINKING_ONLY    /* ZSTD_estimateCStreamSize() */
+/* ZSTD_estimateCStreamSize(), ZSTD_c_useBlockSplitter (zstd >= 1.5.1) */
+#define ZSTD_STATIC_LINKING_ONLY
 #include <zstd.h>
 
 
@@ -81,12 +93,16 @@ static void corpus_load(corpus_t *c, const char *path);
 static double cpu_now(void);
 static u_char *slurp(const char *path, size_t *len);
 static int cmd_encode(int argc, char **argv);
+static int cmd_oneshot(int argc, char **argv);
 static int cmd_sizes(int argc, char **argv);
 static int cmd_wire(int argc, char **argv);
 static int cmd_zmem(int argc, char **argv);
 static size_t gzip6(const u_char *p, size_t len);
 static int keep(const req_t *r, const char *kind);
 static int null_sink(void *data, const u_char *p, size_t len);
+static int buf_sink(void *data, const u_char *p, size_t len);
+static void record_meta(ngx_http_reductrai_record_meta_t *m, const req_t *r,
+    uint64_t n, u_char *id, u_char *ts);
 
 
 static void
@@ -95,6 +111,8 @@ usage(void)
     fprintf(stderr,
             "usage: rdxbench encode [-b BATCH] [-l LEVEL] [-w WLOG] [-m LDM] "
             "[-r RATE] [-s STAGE] [-k KIND] [-t SECONDS] CORPUS\n"
+            "       rdxbench oneshot [-l LEVEL] [-w WLOG] [-m LDM] [-r RATE] "
+            "[-t SECONDS] CORPUS\n"
             "       rdxbench sizes [-f BYTES] [-z SPEC] OBJECT...\n"
             "       rdxbench wire CORPUS\n"
             "       rdxbench zmem LEVEL\n");
@@ -111,6 +129,10 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "encode") == 0) {
         return cmd_encode(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "oneshot") == 0) {
+        return cmd_oneshot(argc - 1, argv + 1);
     }
 
     if (strcmp(argv[1], "sizes") == 0) {
@@ -204,6 +226,42 @@ coding(const req_t *r)
 
 
 /* ------------------------------------------------------------ encode */
+/* the zstd options encode and oneshot share: -l -w -m -r, and -t */
+
+typedef struct {
+    int     level;
+    int     wlog;
+    int     ldm;
+    int     rate;
+    double  secs;
+} zopt_t;
+
+
+static int
+zopt_set(zopt_t *o, int ch, const char *arg)
+{
+    switch (ch) {
+    case 'l':
+        o->level = atoi(arg);
+        return 1;
+    case 'w':
+        o->wlog = atoi(arg);
+        return 1;
+    case 'm':
+        o->ldm = atoi(arg);
+        return 1;
+    case 'r':
+        o->rate = atoi(arg);
+        return 1;
+    case 't':
+        o->secs = atof(arg);
+        return 1;
+    }
+
+    return 0;
+}
+
+
 
 typedef struct {
     ngx_http_reductrai_segment_t         seg;
@@ -238,6 +296,42 @@ writer_seal(writer_t *w)
 }
 
 
+/* the metadata of a record, as the module fills it for an agent's request */
+
+static void
+record_meta(ngx_http_reductrai_record_meta_t *m, const req_t *r, uint64_t n,
+    u_char *id, u_char *ts)
+{
+    memset(m, 0, sizeof(ngx_http_reductrai_record_meta_t));
+
+#define set(field, s)                                                        \
+    m->field.data = (u_char *) (s); m->field.len = strlen((char *) (s))
+
+    snprintf((char *) id, 64, "bench-1234-1735689600000-%llu",
+             (unsigned long long) n);
+    ngx_http_reductrai_format_ts(ts, 1735689600000LL + (int64_t) n * 7);
+    ts[NGX_HTTP_REDUCTRAI_TS_LEN] = '\0';
+
+    set(id, id);
+    set(ts, ts);
+    set(stream, r->kind);
+    set(method, "POST");
+    set(uri, r->uri);
+    set(host, "intake.example.com");
+    set(client, "10.1.2.3");
+    set(request_id, "4f1c2a9e8b7d6c5b4a39281706f5e4d3");
+    set(content_type, "application/json");
+    if (coding(r) != NGX_HTTP_REDUCTRAI_ENC_IDENTITY) {
+        set(content_encoding, r->enc);
+    }
+    set(user_agent, "datadog-agent/7.52.0");
+    set(api_key_fp, "3f9a1c2b");
+    m->forwarded = 1;
+
+#undef set
+}
+
+
 /* one record, as ngx_http_reductrai_job_record() writes it */
 
 static void
@@ -264,33 +358,7 @@ writer_record(writer_t *w, const req_t *r, uint64_t n)
         w->open = 1;
     }
 
-    memset(&m, 0, sizeof(m));
-
-#define set(field, s)                                                        \
-    m.field.data = (u_char *) (s); m.field.len = strlen((char *) (s))
-
-    snprintf((char *) id, sizeof(id), "bench-1234-1735689600000-%llu",
-             (unsigned long long) n);
-    ngx_http_reductrai_format_ts(ts, 1735689600000LL + (int64_t) n * 7);
-    ts[NGX_HTTP_REDUCTRAI_TS_LEN] = '\0';
-
-    set(id, id);
-    set(ts, ts);
-    set(stream, r->kind);
-    set(method, "POST");
-    set(uri, r->uri);
-    set(host, "intake.example.com");
-    set(client, "10.1.2.3");
-    set(request_id, "4f1c2a9e8b7d6c5b4a39281706f5e4d3");
-    set(content_type, "application/json");
-    if (coding(r) != NGX_HTTP_REDUCTRAI_ENC_IDENTITY) {
-        set(content_encoding, r->enc);
-    }
-    set(user_agent, "datadog-agent/7.52.0");
-    set(api_key_fp, "3f9a1c2b");
-    m.forwarded = 1;
-
-#undef set
+    record_meta(&m, r, n, id, ts);
 
     p = ngx_http_reductrai_record_head(head, &m);
 
@@ -345,13 +413,14 @@ static const stage_t  stages[] = {
 static int
 cmd_encode(int argc, char **argv)
 {
-    int                                   ch, level, wlog, ldm, rate;
+    int                                   ch;
     char                                 *kind, *only;
     char                                  tmpl[] = "/tmp/rdxbench-XXXXXX";
-    double                                secs, t0, t, mbps;
+    double                                t0, t, mbps;
     size_t                                i, pass, decoded, size, sink;
     size_t                                batch;
     uint64_t                              n;
+    zopt_t                                z;
     corpus_t                              c;
     writer_t                              w;
     ZSTD_CCtx                            *cctx;
@@ -360,15 +429,13 @@ cmd_encode(int argc, char **argv)
     ngx_http_reductrai_buf_t              dec, min, zout;
     ngx_http_reductrai_record_encoder_t   enc;
 
-    level = 3;
+    z.level = 3;
+    z.wlog = -1;
+    z.ldm = -1;
+    z.rate = -1;
+    z.secs = 2.0;
     kind = NULL;
-    secs = 2.0;
     batch = 1024 * 1024;
-
-    wlog = -1;
-    ldm = -1;
-
-    rate = -1;
     only = NULL;
 
     while ((ch = getopt(argc, argv, "b:l:k:t:w:m:r:s:")) != -1) {
@@ -376,29 +443,16 @@ cmd_encode(int argc, char **argv)
         case 's':
             only = optarg;
             break;
-        case 'r':
-            rate = atoi(optarg);
-            break;
-        case 'w':
-            wlog = atoi(optarg);
-            break;
-        case 'm':
-            ldm = atoi(optarg);
-            break;
         case 'b':
             batch = strtoul(optarg, NULL, 10);
-            break;
-        case 'l':
-            level = atoi(optarg);
             break;
         case 'k':
             kind = optarg;
             break;
-        case 't':
-            secs = atof(optarg);
-            break;
         default:
-            usage();
+            if (!zopt_set(&z, ch, optarg)) {
+                usage();
+            }
         }
     }
 
@@ -422,19 +476,19 @@ cmd_encode(int argc, char **argv)
 
     memset(&w, 0, sizeof(w));
     ngx_http_reductrai_segment_init(&w.seg);
-    w.level = level;
+    w.level = z.level;
     w.batch_bytes = batch;
 
-    if (wlog >= 0) {
-        w.seg.window_log = wlog;
+    if (z.wlog >= 0) {
+        w.seg.window_log = z.wlog;
     }
 
-    if (ldm >= 0) {
-        w.seg.long_distance = ldm;
+    if (z.ldm >= 0) {
+        w.seg.long_distance = z.ldm;
     }
 
-    if (rate >= 0) {
-        w.seg.ldm_rate = rate;
+    if (z.rate >= 0) {
+        w.seg.ldm_rate = z.rate;
     }
 
     if (mkdtemp(tmpl) == NULL) {
@@ -450,7 +504,7 @@ cmd_encode(int argc, char **argv)
     memset(&zout, 0, sizeof(zout));
 
     cctx = ZSTD_createCCtx();
-    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, z.level);
     sha = EVP_MD_CTX_new();
     EVP_DigestInit_ex(sha, EVP_sha256(), NULL);
     zout.cap = ZSTD_CStreamOutSize();
@@ -468,7 +522,7 @@ cmd_encode(int argc, char **argv)
         n = 0;
         sink = 0;
 
-        for (pass = 0; pass == 0 || cpu_now() - t0 < secs; pass++) {
+        for (pass = 0; pass == 0 || cpu_now() - t0 < z.secs; pass++) {
             for (i = 0; i < c.n; i++) {
                 req_t  *r = &c.reqs[i];
 
@@ -552,7 +606,7 @@ cmd_encode(int argc, char **argv)
         printf("encode kind=%s level=%d wlog=%d ldm=%d rate=%d batch=%zu "
                "stage=%s passes=%zu decoded=%zu cpu=%.3f mbps=%.1f "
                "stored=%llu\n",
-               kind ? kind : "all", level, w.seg.window_log,
+               kind ? kind : "all", z.level, w.seg.window_log,
                w.seg.long_distance, w.seg.ldm_rate, batch, st->name, pass,
                decoded * pass, t, mbps, (unsigned long long) w.stored);
         fflush(stdout);
@@ -574,6 +628,167 @@ null_sink(void *data, const u_char *p, size_t len)
 }
 
 
+static int
+buf_sink(void *data, const u_char *p, size_t len)
+{
+    ngx_http_reductrai_buf_t  *b = data;
+
+    if (ngx_http_reductrai_buf_reserve(b, len) != 0) {
+        return -1;
+    }
+
+    memcpy(b->data + b->len, p, len);
+    b->len += len;
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ oneshot */
+
+/*
+ * The reference the module's CPU per request is held to: what zstd itself
+ * spends on that request's NDJSON line in one call.  The lines are built
+ * first (decode and minify are not zstd's cost), then compressed in turn,
+ * one frame each, with the frame checksum on as in a segment.
+ */
+
+static int
+cmd_oneshot(int argc, char **argv)
+{
+    int                                   ch;
+    u_char                                id[64], ts[32], *p;
+    void                                 *out;
+    double                                t0, t;
+    size_t                                i, pass, size, bound, n, *off;
+    uint64_t                              stored;
+    zopt_t                                z;
+    corpus_t                              c;
+    ZSTD_CCtx                            *cctx;
+    ngx_http_reductrai_buf_t              nd;
+    ngx_http_reductrai_record_meta_t      m;
+    ngx_http_reductrai_record_encoder_t   enc;
+
+    /* bench.pl passes the module's settings: none assumed here */
+
+    z.level = 3;
+    z.wlog = 0;
+    z.ldm = 0;
+    z.rate = 0;
+    z.secs = 1.0;
+
+    while ((ch = getopt(argc, argv, "l:w:m:r:t:")) != -1) {
+        if (!zopt_set(&z, ch, optarg)) {
+            usage();
+        }
+    }
+
+    if (optind != argc - 1) {
+        usage();
+    }
+
+    corpus_load(&c, argv[optind]);
+
+    if (c.n == 0) {
+        fprintf(stderr, "%s: no requests\n", argv[optind]);
+        return 1;
+    }
+
+    /* every request's line, back to back; off[i] is where line i starts */
+
+    memset(&nd, 0, sizeof(nd));
+    memset(&enc, 0, sizeof(enc));
+    off = malloc((c.n + 1) * sizeof(size_t));
+    if (off == NULL) {
+        perror("malloc");
+        return 1;
+    }
+
+    bound = 0;
+
+    for (i = 0; i < c.n; i++) {
+        off[i] = nd.len;
+        record_meta(&m, &c.reqs[i], i + 1, id, ts);
+
+        if (ngx_http_reductrai_buf_reserve(&nd,
+                                ngx_http_reductrai_record_head_len(&m))
+            != 0)
+        {
+            perror("buf");
+            return 1;
+        }
+
+        p = ngx_http_reductrai_record_head(nd.data + nd.len, &m);
+        nd.len = p - nd.data;
+
+        if (ngx_http_reductrai_record_body(&enc, coding(&c.reqs[i]),
+                                           c.reqs[i].body, c.reqs[i].len,
+                                           MAX_DECODED, buf_sink, &nd, &size)
+            != 0)
+        {
+            perror("record");
+            return 1;
+        }
+
+        n = ZSTD_compressBound(nd.len - off[i]);
+        bound = n > bound ? n : bound;
+    }
+
+    off[c.n] = nd.len;
+
+    out = malloc(bound);
+    cctx = ZSTD_createCCtx();
+
+    if (out == NULL || cctx == NULL
+        || ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel,
+                                               z.level))
+        || ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1))
+        || (z.wlog && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
+                                               ZSTD_c_windowLog, z.wlog)))
+        || (z.ldm && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
+                                   ZSTD_c_enableLongDistanceMatching, 1)))
+        || (z.ldm && z.rate && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
+                                           ZSTD_c_ldmHashRateLog, z.rate))))
+    {
+        fprintf(stderr, "zstd parameters refused\n");
+        return 1;
+    }
+
+    /* whole passes until secs of CPU have gone by */
+
+    t0 = cpu_now();
+    stored = 0;
+
+    for (pass = 0; pass == 0 || cpu_now() - t0 < z.secs; pass++) {
+        for (i = 0; i < c.n; i++) {
+            n = ZSTD_compress2(cctx, out, bound, nd.data + off[i],
+                               off[i + 1] - off[i]);
+            if (ZSTD_isError(n)) {
+                fprintf(stderr, "zstd: %s\n", ZSTD_getErrorName(n));
+                return 1;
+            }
+
+            stored += n;
+        }
+    }
+
+    t = cpu_now() - t0;
+
+    printf("oneshot requests=%zu level=%d wlog=%d ldm=%d rate=%d "
+           "ndjson=%.0f stored=%.0f passes=%zu cpu=%.3f us=%.2f\n",
+           c.n, z.level, z.wlog, z.ldm, z.rate, (double) nd.len / c.n,
+           (double) stored / pass / c.n, pass, t, t / pass / c.n * 1e6);
+
+    ZSTD_freeCCtx(cctx);
+    ngx_http_reductrai_record_encoder_free(&enc);
+    ngx_http_reductrai_buf_free(&nd);
+    free(out);
+    free(off);
+
+    return 0;
+}
+
+
 /* ------------------------------------------------------------ sizes */
 
 typedef struct {
@@ -587,6 +802,8 @@ typedef struct {
     int     ldm_rate;
     int     ldm_bucket;
     int     ldm_hlog;
+    int     splitter;       /* ZSTD_c_useBlockSplitter forced on */
+    long    flush;          /* -1: -f's; 0: after every line; else bytes */
     char    name[32];
 } zspec_t;
 
@@ -598,7 +815,7 @@ static size_t
 zstd_batch(const u_char *p, size_t len, zspec_t *z, double *secs)
 {
     void       *out;
-    size_t      bound, n;
+    size_t      bound, n, every;
     double      t0;
     ZSTD_CCtx  *cctx;
 
@@ -644,20 +861,40 @@ zstd_batch(const u_char *p, size_t len, zspec_t *z, double *secs)
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_ldmHashLog, z->ldm_hlog);
     }
 
+    if (z->splitter
+        && ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_useBlockSplitter,
+                                               ZSTD_ps_enable)))
+    {
+        fprintf(stderr, "zstd: ZSTD_c_useBlockSplitter refused\n");
+        exit(1);
+    }
+
+    every = z->flush >= 0 ? (size_t) z->flush : flush_every;
+
     t0 = cpu_now();
 
-    if (flush_every == 0) {
+    if (z->flush < 0 && flush_every == 0) {
         n = ZSTD_compress2(cctx, out, bound, p, len);
 
     } else {
-        /* as a segment is written: size unknown, a flush per batch */
+        /*
+         * as a segment is written: size unknown, a flush per batch (every
+         * bytes, or every line when 0: a stream sent one request at a time)
+         */
 
+        u_char         *nl;
         size_t          off, chunk, rc = 0;
         ZSTD_inBuffer   in;
         ZSTD_outBuffer  ob = { out, bound, 0 };
 
         for (off = 0; off < len; off += chunk) {
-            chunk = len - off < flush_every ? len - off : flush_every;
+            if (every == 0) {
+                nl = memchr(p + off, '\n', len - off);
+                chunk = nl ? (size_t) (nl + 1 - (p + off)) : len - off;
+
+            } else {
+                chunk = len - off < every ? len - off : every;
+            }
             in.src = p + off;
             in.size = chunk;
             in.pos = 0;
@@ -726,12 +963,14 @@ cmd_sizes(int argc, char **argv)
         long   v;
 
         memset(&z[nz], 0, sizeof(zspec_t));
+        z[nz].flush = -1;
         z[nz].level = (int) strtol(tok, &p, 10);
         snprintf(z[nz].name, sizeof(z[nz].name), "zstd%s", tok);
 
         /* letters and numbers: w23 window, l23 window + LDM, h hashLog,
          * c chainLog, m minMatch, M ldmMinMatch, r ldmHashRateLog,
-         * b ldmBucketSizeLog, H ldmHashLog */
+         * b ldmBucketSizeLog, H ldmHashLog, s the block splitter, f a
+         * flush every N KiB (f0: every line) */
 
         while (*p) {
             char  c = *p++;
@@ -765,6 +1004,12 @@ cmd_sizes(int argc, char **argv)
                 break;
             case 'H':
                 z[nz].ldm_hlog = (int) v;
+                break;
+            case 's':
+                z[nz].splitter = 1;
+                break;
+            case 'f':
+                z[nz].flush = v * 1024;
                 break;
             default:
                 usage();

@@ -242,6 +242,36 @@ sub rss_kib {
 }
 
 
+# the highest RSS a process has had (the kernel's high-water mark: a peak
+# between two samples is not missed)
+sub rss_peak_kib {
+    my ($pid) = @_;
+    my $s = _slurp("/proc/$pid/status") // return 0;
+    return $s =~ /^VmHWM:\s+(\d+)/m ? $1 : 0;
+}
+
+
+# non-empty files in a spool directory (open and sealed segments,
+# temporary files; an empty file holds no work, a lock file say),
+# quarantine/ left out: 0 once everything written has been shipped
+sub spool_files {
+    my ($self, $dir) = @_;
+    my @todo = ($dir);
+    my $n = 0;
+
+    while (my $d = shift @todo) {
+        opendir my $dh, $d or next;
+        for my $e (readdir $dh) {
+            next if $e eq '.' || $e eq '..' || $e eq 'quarantine';
+            if (-d "$d/$e") { push @todo, "$d/$e" }
+            elsif (-s _) { $n++ }
+        }
+    }
+
+    return $n;
+}
+
+
 sub _ticks {
     my $s = _slurp($_[0]) // return undef;
     $s =~ s/^.*\) //s;
@@ -302,14 +332,7 @@ sub replay {
             binmode $s;
 
             for (my $n = $i; $n < @reqs; $n += $conns) {
-                my ($kind, $uri, $enc, $body) = @{ $reqs[$n] };
-                my $head = "POST $uri HTTP/1.1\r\nHost: intake.bench\r\n"
-                    . "Content-Type: application/json\r\n"
-                    . "DD-API-KEY: 0123456789abcdef0123456789abcdef\r\n"
-                    . "User-Agent: datadog-agent/7.52.0\r\n"
-                    . ($enc ne 'identity' ? "Content-Encoding: $enc\r\n" : '')
-                    . 'Content-Length: ' . length($body) . "\r\n\r\n";
-                _send($s, $head . $body);
+                _send($s, _request(@{ $reqs[$n] }));
                 $st{ _response($s) }++;
             }
 
@@ -331,6 +354,49 @@ sub replay {
 
     return { requests => scalar @reqs, seconds => time - $t0,
              status => \%status };
+}
+
+
+# A sparse stream: count requests of one kind of a corpus file, sent one
+# at a time over one keepalive connection, each after the answer to the
+# previous one and a pause of pause_ms, as a check or an event arrives
+# from a quiet source.  Returns { requests, seconds, status }.
+sub sparse {
+    my ($self, %o) = @_;
+    my @reqs = grep { $_->[0] eq $o{kind} } read_corpus($o{file});
+    my %status;
+    my $t0 = time;
+
+    splice @reqs, $o{count} if @reqs > $o{count};
+
+    my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$o{port}")
+        or croak "connect: $!";
+    setsockopt($s, IPPROTO_TCP, TCP_NODELAY, 1);
+    binmode $s;
+
+    for (@reqs) {
+        _send($s, _request(@$_));
+        $status{ _response($s) }++;
+        sleep $o{pause_ms} / 1000;
+    }
+
+    close $s;
+
+    return { requests => scalar @reqs, seconds => time - $t0,
+             status => \%status };
+}
+
+
+# one corpus request as an agent sends it
+sub _request {
+    my ($kind, $uri, $enc, $body) = @_;
+
+    return "POST $uri HTTP/1.1\r\nHost: intake.bench\r\n"
+        . "Content-Type: application/json\r\n"
+        . "DD-API-KEY: 0123456789abcdef0123456789abcdef\r\n"
+        . "User-Agent: datadog-agent/7.52.0\r\n"
+        . ($enc ne 'identity' ? "Content-Encoding: $enc\r\n" : '')
+        . 'Content-Length: ' . length($body) . "\r\n\r\n" . $body;
 }
 
 
