@@ -345,7 +345,7 @@ ngx_http_reductrai_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_size_value(rmcf->max_decoded_size, 64 * 1024 * 1024);
     ngx_conf_init_size_value(rmcf->segment_size, 8 * 1024 * 1024);
     ngx_conf_init_msec_value(rmcf->segment_age, 30000);
-    ngx_conf_init_value(rmcf->compression_level, 3);
+    ngx_conf_init_value(rmcf->compression_level, 1);
     ngx_conf_init_uint_value(rmcf->upload_concurrency, 4);
     ngx_conf_init_uint_value(rmcf->durability, NGX_HTTP_REDUCTRAI_WRITE);
     ngx_conf_init_msec_value(rmcf->commit_timeout, 10000);
