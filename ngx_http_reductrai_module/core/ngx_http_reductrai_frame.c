@@ -25,8 +25,8 @@ static uint32_t ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p,
 #endif
 static void ngx_http_reductrai_frame_fields(u_char *buf,
     const ngx_http_reductrai_frame_t *f);
-static ngx_http_reductrai_frame_rc_e ngx_http_reductrai_frame_read(
-    ngx_http_reductrai_frame_reader_t *rd, u_char *buf, size_t len);
+static ngx_http_reductrai_frame_rc_e ngx_http_reductrai_frame_take(
+    ngx_http_reductrai_frame_reader_t *rd, size_t len, const u_char **p);
 
 
 static uint32_t  ngx_http_reductrai_crc32c_table[256];
@@ -191,8 +191,8 @@ ngx_http_reductrai_frame_rc_e
 ngx_http_reductrai_frame_reader_open(ngx_http_reductrai_frame_reader_t *rd,
     int fd)
 {
-    u_char                         buf[NGX_HTTP_REDUCTRAI_LOG_HEADER];
     struct stat                    sb;
+    const u_char                  *p;
     ngx_http_reductrai_frame_rc_e  rc;
 
     memset(rd, 0, sizeof(ngx_http_reductrai_frame_reader_t));
@@ -208,13 +208,13 @@ ngx_http_reductrai_frame_reader_open(ngx_http_reductrai_frame_reader_t *rd,
         return NGX_HTTP_REDUCTRAI_FRAME_END;
     }
 
-    rc = ngx_http_reductrai_frame_read(rd, buf, sizeof(buf));
+    rc = ngx_http_reductrai_frame_take(rd, NGX_HTTP_REDUCTRAI_LOG_HEADER, &p);
     if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
         return rc;
     }
 
-    if (memcmp(buf, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8) != 0
-        || ngx_http_reductrai_get_le32(buf + 8)
+    if (memcmp(p, NGX_HTTP_REDUCTRAI_LOG_MAGIC, 8) != 0
+        || ngx_http_reductrai_get_le32(p + 8)
            != NGX_HTTP_REDUCTRAI_LOG_VERSION)
     {
         return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
@@ -231,6 +231,7 @@ ngx_http_reductrai_frame_next(ngx_http_reductrai_frame_reader_t *rd)
     off_t                          start;
     size_t                         len;
     uint32_t                       crc;
+    const u_char                  *p;
     ngx_http_reductrai_frame_t    *f;
     ngx_http_reductrai_frame_rc_e  rc;
 
@@ -241,10 +242,13 @@ ngx_http_reductrai_frame_next(ngx_http_reductrai_frame_reader_t *rd)
         return NGX_HTTP_REDUCTRAI_FRAME_END;
     }
 
-    rc = ngx_http_reductrai_frame_read(rd, hdr, sizeof(hdr));
+    rc = ngx_http_reductrai_frame_take(rd, sizeof(hdr), &p);
     if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
         return rc;
     }
+
+    /* a copy: taking the rest may move the window */
+    memcpy(hdr, p, sizeof(hdr));
 
     if (ngx_http_reductrai_frame_parse(hdr, f) != NGX_HTTP_REDUCTRAI_OK) {
         rd->offset = start;
@@ -271,32 +275,22 @@ ngx_http_reductrai_frame_next(ngx_http_reductrai_frame_reader_t *rd)
                : NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
     }
 
-    rd->buf.len = 0;
-
-    if (ngx_http_reductrai_buf_reserve(&rd->buf, len + 1)
-        != NGX_HTTP_REDUCTRAI_OK)
-    {
-        rd->offset = start;
-        return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
-    }
-
-    rc = ngx_http_reductrai_frame_read(rd, rd->buf.data, len);
+    rc = ngx_http_reductrai_frame_take(rd, len, &p);
     if (rc != NGX_HTTP_REDUCTRAI_FRAME_OK) {
         rd->offset = start;
         return rc;
     }
 
     crc = ngx_http_reductrai_crc32c(0, hdr + 8, sizeof(hdr) - 8);
-    crc = ngx_http_reductrai_crc32c(crc, rd->buf.data, len);
+    crc = ngx_http_reductrai_crc32c(crc, p, len);
 
     if (crc != f->crc) {
         rd->offset = start;
         return NGX_HTTP_REDUCTRAI_FRAME_CORRUPT;
     }
 
-    rd->buf.len = len;
-    rd->head = rd->buf.data;
-    rd->body = rd->buf.data + f->head_len;
+    rd->head = p;
+    rd->body = p + f->head_len;
 
     return NGX_HTTP_REDUCTRAI_FRAME_OK;
 }
@@ -309,38 +303,67 @@ ngx_http_reductrai_frame_reader_free(ngx_http_reductrai_frame_reader_t *rd)
 }
 
 
-/* TORN when the file ends first */
+/*
+ * The next len bytes of the file, at *p: from the window when they are in
+ * it, else the window is read anew from there, a read-ahead at a time, so
+ * that a log of small records costs a read per read-ahead, not two per
+ * record.  TORN when the file ends first.
+ */
 
 static ngx_http_reductrai_frame_rc_e
-ngx_http_reductrai_frame_read(ngx_http_reductrai_frame_reader_t *rd,
-    u_char *buf, size_t len)
+ngx_http_reductrai_frame_take(ngx_http_reductrai_frame_reader_t *rd,
+    size_t len, const u_char **p)
 {
-    ssize_t  n;
+    size_t    want, got;
+    ssize_t   n;
 
     if (rd->size - rd->offset < (off_t) len) {
         return NGX_HTTP_REDUCTRAI_FRAME_TORN;
     }
 
-    while (len) {
-        n = pread(rd->fd, buf, len, rd->offset);
+    if (rd->offset < rd->window_off
+        || rd->offset + (off_t) len > rd->window_off + (off_t) rd->buf.len)
+    {
+        want = len > NGX_HTTP_REDUCTRAI_READ_AHEAD
+               ? len : NGX_HTTP_REDUCTRAI_READ_AHEAD;
 
-        if (n == -1 && errno == EINTR) {
-            continue;
+        if ((off_t) want > rd->size - rd->offset) {
+            want = (size_t) (rd->size - rd->offset);
         }
 
-        if (n == -1) {
+        rd->buf.len = 0;
+
+        if (ngx_http_reductrai_buf_reserve(&rd->buf, want)
+            != NGX_HTTP_REDUCTRAI_OK)
+        {
             return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
         }
 
-        if (n == 0) {
-            /* truncated under us */
-            return NGX_HTTP_REDUCTRAI_FRAME_TORN;
+        for (got = 0; got < want; got += n) {
+            n = pread(rd->fd, rd->buf.data + got, want - got,
+                      rd->offset + got);
+
+            if (n == -1 && errno == EINTR) {
+                n = 0;
+                continue;
+            }
+
+            if (n == -1) {
+                return NGX_HTTP_REDUCTRAI_FRAME_IO_ERROR;
+            }
+
+            if (n == 0) {
+                /* truncated under us */
+                return NGX_HTTP_REDUCTRAI_FRAME_TORN;
+            }
         }
 
-        buf += n;
-        len -= n;
-        rd->offset += n;
+        rd->buf.len = want;
+        rd->window_off = rd->offset;
     }
+
+    *p = rd->buf.data + (rd->offset - rd->window_off);
+    rd->offset += len;
 
     return NGX_HTTP_REDUCTRAI_FRAME_OK;
 }

@@ -36,6 +36,8 @@
 #define NGX_HTTP_REDUCTRAI_LOG_HEADER       16
 #define NGX_HTTP_REDUCTRAI_FRAME_MAGIC      0x46584452      /* "RDXF" */
 #define NGX_HTTP_REDUCTRAI_FRAME_HEADER     32
+/* what the reader takes from the file at a time, at least */
+#define NGX_HTTP_REDUCTRAI_READ_AHEAD       (256 * 1024)
 /* a head is a few hundred bytes; more is not one of ours */
 #define NGX_HTTP_REDUCTRAI_FRAME_HEAD_MAX   (1024 * 1024)
 
@@ -60,12 +62,16 @@ typedef enum {
 } ngx_http_reductrai_frame_rc_e;
 
 
-/* reads a log from the start, one frame at a time */
+/*
+ * Reads a log from the start, one frame at a time, through a window of the
+ * file: head and body point into it until the next frame is read.
+ */
 typedef struct {
     int                          fd;
     off_t                        offset;      /* of the next frame */
     off_t                        size;        /* of the file when opened */
-    ngx_http_reductrai_buf_t     buf;         /* head and body */
+    ngx_http_reductrai_buf_t     buf;         /* the window */
+    off_t                        window_off;  /* the file offset of buf */
     ngx_http_reductrai_frame_t   frame;
     const u_char                *head;
     const u_char                *body;
