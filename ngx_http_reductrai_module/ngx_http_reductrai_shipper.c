@@ -719,24 +719,13 @@ ngx_http_reductrai_scan_open(ngx_http_reductrai_scan_t *scan, int dfd,
     int          fd, torn;
     char         sealed[NGX_HTTP_REDUCTRAI_NAME_MAX];
     ngx_int_t    rc;
-    struct stat  sb, sp;
+    struct stat  sb;
 
-    fd = openat(dfd, name, O_RDONLY | O_CLOEXEC);
+    fd = ngx_http_reductrai_scan_lock(dfd, name);
+
     if (fd == -1) {
-        return;
-    }
-
-    if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
         /* a live writer: part of the spool, and of the lag */
-        (void) close(fd);
         ngx_http_reductrai_scan_found(scan, NULL, size, id->first_ms);
-        return;
-    }
-
-    if (fstat(fd, &sb) == -1 || fstatat(dfd, name, &sp, 0) == -1
-        || sb.st_ino != sp.st_ino)
-    {
-        (void) close(fd);
         return;
     }
 

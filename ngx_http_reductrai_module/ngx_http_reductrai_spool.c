@@ -818,6 +818,7 @@ ngx_http_reductrai_fail(ngx_queue_t *group, ngx_queue_t *done)
 static void
 ngx_http_reductrai_complete(ngx_queue_t *done, ngx_int_t rc)
 {
+    ngx_uint_t                       owned;
     ngx_queue_t                     *q;
     ngx_http_reductrai_commit_pt     handler;
     ngx_http_reductrai_record_t     *rec;
@@ -838,6 +839,9 @@ ngx_http_reductrai_complete(ngx_queue_t *done, ngx_int_t rc)
             (void) ngx_atomic_fetch_add(&ngx_http_reductrai_shm()->dropped, 1);
         }
 
+        /* a record in a request's pool may go with the request */
+
+        owned = rec->owned;
         handler = rec->handler;
         rec->handler = NULL;
 
@@ -845,7 +849,7 @@ ngx_http_reductrai_complete(ngx_queue_t *done, ngx_int_t rc)
             handler(rec, rec->rc);
         }
 
-        if (rec->owned) {
+        if (owned) {
             ngx_http_reductrai_record_free(rec);
         }
     }
@@ -1247,7 +1251,7 @@ ngx_http_reductrai_append_done(ngx_event_t *ev)
 static void
 ngx_http_reductrai_job_timeout(ngx_event_t *ev)
 {
-    ngx_queue_t                      *q, *next, *list;
+    ngx_queue_t                       late, *q;
     ngx_http_reductrai_stream_t      *s;
     ngx_http_reductrai_commit_pt      handler;
     ngx_http_reductrai_record_t      *rec;
@@ -1265,28 +1269,30 @@ ngx_http_reductrai_job_timeout(ngx_event_t *ev)
                       "reductrai_commit_timeout %M", rmcf->commit_timeout);
     }
 
-    job = &s->append;
-    list = s->append_busy ? &job->records : &s->syncing;
+    if (!s->append_busy) {
+        /* written already: only their sync is late */
+        ngx_queue_init(&late);
+        ngx_queue_add(&late, &s->syncing);
+        ngx_queue_init(&s->syncing);
+        ngx_http_reductrai_complete(&late, NGX_AGAIN);
+        return;
+    }
 
-    for (q = ngx_queue_head(list); q != ngx_queue_sentinel(list); q = next) {
-        next = ngx_queue_next(q);
+    /* the job's own records: it frees them when it ends */
+
+    job = &s->append;
+
+    for (q = ngx_queue_head(&job->records);
+         q != ngx_queue_sentinel(&job->records);
+         q = ngx_queue_next(q))
+    {
         rec = ngx_queue_data(q, ngx_http_reductrai_record_t, queue);
 
         handler = rec->handler;
         rec->handler = NULL;
 
-        if (list == &s->syncing) {
-            /* written already: only its sync is late */
-            ngx_queue_remove(q);
-            rec->queued = 0;
-        }
-
         if (handler != NULL) {
             handler(rec, NGX_AGAIN);
-        }
-
-        if (list == &s->syncing && rec->owned) {
-            ngx_http_reductrai_record_free(rec);
         }
     }
 }
