@@ -24,8 +24,13 @@
 #include <sys/uio.h>
 
 
-/* seal jobs at a time per worker: each holds a zstd context and a body */
-#define NGX_HTTP_REDUCTRAI_SEALS          2
+/*
+ * Seal jobs at a time per worker: each holds a zstd context (10 MiB at the
+ * default level, near 90 MiB at 19) and a body.  With a worker per core
+ * that is a core's worth of sealing per worker, and memory bounded by the
+ * level; commits never wait for a seal.
+ */
+#define NGX_HTTP_REDUCTRAI_SEALS          1
 #define NGX_HTTP_REDUCTRAI_COPY_CHUNK     65536
 /* allocations from this size up are mapped and unmapped, see below */
 #define NGX_HTTP_REDUCTRAI_MMAP_THRESHOLD (4 * 1024 * 1024)
