@@ -233,6 +233,7 @@ struct ngx_http_reductrai_seal_s {
     ngx_thread_task_t                task;
     int                              fd;
     const char                      *name;
+    ngx_http_reductrai_segment_t    *seg;         /* the worker's, kept */
     ngx_http_reductrai_seal_pt       handler;
     void                            *data;
     ngx_http_reductrai_seal_result_t  res;
@@ -288,7 +289,7 @@ ngx_uint_t ngx_http_reductrai_spool_failing(void);
 ngx_int_t ngx_http_reductrai_seal_post(ngx_http_reductrai_seal_t *job,
     ngx_log_t *log);
 void ngx_http_reductrai_seal_file(int fd, const char *name,
-    ngx_http_reductrai_seal_result_t *res);
+    ngx_http_reductrai_segment_t *seg, ngx_http_reductrai_seal_result_t *res);
 void ngx_http_reductrai_seal_report(ngx_http_reductrai_seal_t *job,
     ngx_log_t *log);
 

@@ -41,7 +41,7 @@ ngx_http_reductrai_seal_thread(void *data, ngx_log_t *log)
 {
     ngx_http_reductrai_seal_t  *job = data;
 
-    ngx_http_reductrai_seal_file(job->fd, job->name, &job->res);
+    ngx_http_reductrai_seal_file(job->fd, job->name, job->seg, &job->res);
 }
 
 
@@ -63,7 +63,7 @@ ngx_http_reductrai_seal_done(ngx_event_t *ev)
 
 void
 ngx_http_reductrai_seal_file(int fd, const char *name,
-    ngx_http_reductrai_seal_result_t *res)
+    ngx_http_reductrai_segment_t *seg, ngx_http_reductrai_seal_result_t *res)
 {
     char                                  path[NGX_MAX_PATH];
     char                                  sealed[NGX_MAX_PATH];
@@ -108,6 +108,7 @@ ngx_http_reductrai_seal_file(int fd, const char *name,
     conf.level = (int) rmcf->compression_level;
     conf.max_decoded = rmcf->max_decoded_size;
     conf.sync = (rmcf->durability == NGX_HTTP_REDUCTRAI_FSYNC);
+    conf.seg = seg;
 
     if (ngx_http_reductrai_transcode(fd, tmp, sealed, &conf, &tr) != 0) {
         res->error = errno ? errno : EIO;

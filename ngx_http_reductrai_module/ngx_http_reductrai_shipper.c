@@ -787,7 +787,7 @@ ngx_http_reductrai_scan_log(ngx_http_reductrai_scan_t *scan, int dfd,
         return;
     }
 
-    ngx_http_reductrai_seal_file(fd, name, &res);
+    ngx_http_reductrai_seal_file(fd, name, NULL, &res);
 
     if (res.error) {
         /* still in the spool, and still counted against max_size */

@@ -88,6 +88,7 @@ typedef struct {
     ngx_event_t                      tick;
     ngx_queue_t                      to_seal;     /* of logs */
     ngx_uint_t                       sealing;
+    ngx_http_reductrai_segment_t     seal_seg;    /* the seal job's */
     ngx_http_reductrai_stream_t      streams[NGX_HTTP_REDUCTRAI_SLOTS];
 } ngx_http_reductrai_spool_t;
 
@@ -147,6 +148,7 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
 
     sp->log = cycle->log;
     ngx_queue_init(&sp->to_seal);
+    ngx_http_reductrai_segment_init(&sp->seal_seg);
 
     /*
      * A seal job's zstd context (about 10 MiB with the segment window) and
@@ -1330,6 +1332,7 @@ ngx_http_reductrai_seal_next(void)
 
         log->seal.fd = log->fd;
         log->seal.name = log->name;
+        log->seal.seg = &sp->seal_seg;
         log->seal.handler = ngx_http_reductrai_sealed;
         log->seal.data = log;
 

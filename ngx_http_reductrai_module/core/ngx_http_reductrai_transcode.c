@@ -16,6 +16,9 @@ static int ngx_http_reductrai_transcode_frames(
     const char *tmp_path, const ngx_http_reductrai_transcode_conf_t *conf,
     ngx_http_reductrai_transcode_t *res);
 static int ngx_http_reductrai_zero_tail(int fd, off_t from, off_t size);
+static void ngx_http_reductrai_transcode_done(
+    ngx_http_reductrai_segment_t *seg,
+    const ngx_http_reductrai_transcode_conf_t *conf);
 
 
 int
@@ -24,11 +27,16 @@ ngx_http_reductrai_transcode(int fd, const char *tmp_path,
     ngx_http_reductrai_transcode_t *res)
 {
     int                                err;
-    ngx_http_reductrai_segment_t       seg;
+    ngx_http_reductrai_segment_t       own, *seg;
     ngx_http_reductrai_frame_reader_t  rd;
 
     memset(res, 0, sizeof(ngx_http_reductrai_transcode_t));
-    ngx_http_reductrai_segment_init(&seg);
+    seg = conf->seg;
+
+    if (seg == NULL) {
+        seg = &own;
+        ngx_http_reductrai_segment_init(seg);
+    }
 
     /* a temporary left by a seal that crashed: ours, since we hold the log */
     (void) unlink(tmp_path);
@@ -37,7 +45,7 @@ ngx_http_reductrai_transcode(int fd, const char *tmp_path,
     res->log_bytes = rd.size;
 
     if (res->end == NGX_HTTP_REDUCTRAI_FRAME_OK) {
-        if (ngx_http_reductrai_transcode_frames(&rd, &seg, tmp_path, conf,
+        if (ngx_http_reductrai_transcode_frames(&rd, seg, tmp_path, conf,
                                                 res)
             != NGX_HTTP_REDUCTRAI_OK)
         {
@@ -59,13 +67,13 @@ ngx_http_reductrai_transcode(int fd, const char *tmp_path,
         res->end = NGX_HTTP_REDUCTRAI_FRAME_TORN;
     }
 
-    if (seg.fd == -1) {
+    if (seg->fd == -1) {
         if (res->end == NGX_HTTP_REDUCTRAI_FRAME_CORRUPT) {
             ngx_http_reductrai_frame_reader_free(&rd);
             return NGX_HTTP_REDUCTRAI_OK;
         }
 
-        if (ngx_http_reductrai_segment_open(&seg, tmp_path, conf->level)
+        if (ngx_http_reductrai_segment_open(seg, tmp_path, conf->level)
             != NGX_HTTP_REDUCTRAI_OK)
         {
             err = errno;
@@ -73,29 +81,29 @@ ngx_http_reductrai_transcode(int fd, const char *tmp_path,
         }
     }
 
-    if (ngx_http_reductrai_segment_seal(&seg, sealed_path, conf->sync)
+    if (ngx_http_reductrai_segment_seal(seg, sealed_path, conf->sync)
         != NGX_HTTP_REDUCTRAI_OK)
     {
         err = errno;
         goto failed;
     }
 
-    res->trailer = seg.stats;
-    res->file_bytes = seg.file_bytes;
+    res->trailer = seg->stats;
+    res->file_bytes = seg->file_bytes;
     res->written = 1;
 
-    ngx_http_reductrai_segment_free(&seg);
+    ngx_http_reductrai_transcode_done(seg, conf);
     ngx_http_reductrai_frame_reader_free(&rd);
 
     return NGX_HTTP_REDUCTRAI_OK;
 
 failed:
 
-    if (seg.fd != -1) {
-        (void) unlink(seg.path);
+    if (seg->fd != -1) {
+        (void) unlink(seg->path);
     }
 
-    ngx_http_reductrai_segment_free(&seg);
+    ngx_http_reductrai_transcode_done(seg, conf);
     ngx_http_reductrai_frame_reader_free(&rd);
 
     errno = err;
@@ -161,6 +169,21 @@ ngx_http_reductrai_transcode_frames(ngx_http_reductrai_frame_reader_t *rd,
     ngx_http_reductrai_record_encoder_free(&enc);
 
     return rc;
+}
+
+
+/* the file goes; a segment the caller keeps keeps its context */
+
+static void
+ngx_http_reductrai_transcode_done(ngx_http_reductrai_segment_t *seg,
+    const ngx_http_reductrai_transcode_conf_t *conf)
+{
+    if (seg == conf->seg) {
+        ngx_http_reductrai_segment_close(seg);
+
+    } else {
+        ngx_http_reductrai_segment_free(seg);
+    }
 }
 
 

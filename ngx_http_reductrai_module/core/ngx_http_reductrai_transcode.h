@@ -25,6 +25,12 @@ typedef struct {
     int                            level;
     size_t                         max_decoded;
     int                            sync;         /* fsync the directory */
+    /*
+     * A segment kept from one call to the next, or NULL: its zstd context
+     * (10 MiB and more) is then set up once, not mapped, faulted in and
+     * cleared for every object.
+     */
+    ngx_http_reductrai_segment_t  *seg;
 } ngx_http_reductrai_transcode_conf_t;
 
 

@@ -235,7 +235,8 @@ test_transcode(void)
     struct stat                           sb;
     frame_spec_t                          specs[3];
     ngx_http_reductrai_transcode_t        res;
-    ngx_http_reductrai_transcode_conf_t   conf = { 3, 1 << 20, 0 };
+    ngx_http_reductrai_segment_t          kept;
+    ngx_http_reductrai_transcode_conf_t   conf = { 3, 1 << 20, 0, NULL };
     static const char                     body[] = "{ \"points\" : [1, 2] }";
 
     /* a deflate body (zlib-wrapped) as it came on the wire */
@@ -281,6 +282,35 @@ test_transcode(void)
            "\"body_b64\":\"bm90IGpzb24=\"}\n",
            "each body decoded and printed after its head");
     free(text);
+
+    /* a segment kept between calls (the module's seal job) gives the same */
+    unlink(sealed);
+    ngx_http_reductrai_segment_init(&kept);
+    conf.seg = &kept;
+
+    ok(ngx_http_reductrai_transcode(fd, tmp, sealed, &conf, &res) == 0
+       && res.trailer.count == 3,
+       "with a kept segment, once");
+    unlink(sealed);
+    ok(ngx_http_reductrai_transcode(fd, tmp, sealed, &conf, &res) == 0
+       && res.trailer.count == 3,
+       "and again, its context reused");
+    ok(kept.cctx != NULL && kept.fd == -1,
+       "the kept segment keeps its context and no file");
+
+    text = object_text(sealed);
+    is_str(text ? text : "",
+           "{\"id\":\"a\",\"forwarded\":true,\"size\":21,"
+           "\"body\":{\"points\":[1,2]}}\n"
+           "{\"id\":\"b\",\"forwarded\":true,\"size\":21,"
+           "\"body\":{\"points\":[1,2]}}\n"
+           "{\"id\":\"c\",\"forwarded\":false,\"size\":8,"
+           "\"body_b64\":\"bm90IGpzb24=\"}\n",
+           "the same object");
+    free(text);
+
+    ngx_http_reductrai_segment_free(&kept);
+    conf.seg = NULL;
 
     /* zeros after the end (a power loss before the sync): torn, not lost */
     unlink(sealed);
