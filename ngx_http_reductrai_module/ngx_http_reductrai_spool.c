@@ -111,6 +111,8 @@ static ngx_uint_t ngx_http_reductrai_frame_iovs(
     ngx_http_reductrai_record_t *rec, struct iovec *iov);
 static void ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s,
     ngx_queue_t *group, ngx_queue_t *done);
+static void ngx_http_reductrai_settle(ngx_queue_t *group,
+    ngx_http_reductrai_log_t *log);
 static void ngx_http_reductrai_fail(ngx_queue_t *group, ngx_queue_t *done);
 static void ngx_http_reductrai_complete(ngx_queue_t *done, ngx_int_t rc);
 static void ngx_http_reductrai_sync_start(ngx_http_reductrai_stream_t *s);
@@ -769,11 +771,12 @@ ngx_http_reductrai_frame_iovs(ngx_http_reductrai_record_t *rec,
 }
 
 
-/* the group is in the log: committed now, or after the next sync */
+/*
+ * A group leaves the buffer: written into log, or (log NULL) failed.
+ */
 
 static void
-ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s, ngx_queue_t *group,
-    ngx_queue_t *done)
+ngx_http_reductrai_settle(ngx_queue_t *group, ngx_http_reductrai_log_t *log)
 {
     ngx_queue_t                  *q;
     ngx_http_reductrai_record_t  *rec;
@@ -784,8 +787,24 @@ ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s, ngx_queue_t *group,
     {
         rec = ngx_queue_data(q, ngx_http_reductrai_record_t, queue);
         ngx_http_reductrai_spool.buffered -= rec->size;
-        s->log->body_bytes += rec->size;
+
+        if (log != NULL) {
+            log->body_bytes += rec->size;
+
+        } else {
+            rec->rc = NGX_ERROR;
+        }
     }
+}
+
+
+/* the group is in the log: committed now, or after the next sync */
+
+static void
+ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s, ngx_queue_t *group,
+    ngx_queue_t *done)
+{
+    ngx_http_reductrai_settle(group, s->log);
 
     if (ngx_http_reductrai_worker_conf()->durability
         == NGX_HTTP_REDUCTRAI_FSYNC)
@@ -801,18 +820,7 @@ ngx_http_reductrai_written(ngx_http_reductrai_stream_t *s, ngx_queue_t *group,
 static void
 ngx_http_reductrai_fail(ngx_queue_t *group, ngx_queue_t *done)
 {
-    ngx_queue_t                  *q;
-    ngx_http_reductrai_record_t  *rec;
-
-    for (q = ngx_queue_head(group);
-         q != ngx_queue_sentinel(group);
-         q = ngx_queue_next(q))
-    {
-        rec = ngx_queue_data(q, ngx_http_reductrai_record_t, queue);
-        ngx_http_reductrai_spool.buffered -= rec->size;
-        rec->rc = NGX_ERROR;
-    }
-
+    ngx_http_reductrai_settle(group, NULL);
     ngx_queue_add(done, group);
 }
 
