@@ -58,7 +58,7 @@ function startProxy({
       t: Date.now(),
       method: req.method,
       url: req.url,
-      headers: req.headers,
+      headers: { ...req.headers },
       len: body.length,
       sha256: crypto.createHash('sha256').update(body).digest('hex'),
       md5: crypto.createHash('md5').update(body).digest('base64'),
