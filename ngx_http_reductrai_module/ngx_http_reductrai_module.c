@@ -22,6 +22,8 @@ static void ngx_http_reductrai_exit_process(ngx_cycle_t *cycle);
 static char *ngx_http_reductrai_storage(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static void ngx_http_reductrai_storage_cleanup(void *data);
+static void ngx_http_reductrai_storage_source(ngx_conf_t *cf,
+    ngx_http_reductrai_storage_t *st);
 static char *ngx_http_reductrai_spool(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_reductrai_instance(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -818,7 +820,45 @@ ngx_http_reductrai_storage(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rmcf->storage_file = cf->conf_file->file.name.data;
     rmcf->storage_line = cf->conf_file->line;
 
+    if (ngx_test_config) {
+        ngx_http_reductrai_storage_source(cf, rmcf->storage);
+    }
+
     return NGX_CONF_OK;
+}
+
+
+/*
+ * "nginx -t" names the credential source that this environment gives;
+ * workers see only the variables that nginx's "env" directive passes.
+ */
+
+static void
+ngx_http_reductrai_storage_source(ngx_conf_t *cf,
+    ngx_http_reductrai_storage_t *st)
+{
+    u_char       err[256];
+    ngx_uint_t   level;
+    const char  *source;
+
+    if (ngx_http_reductrai_storage_init(st, (char *) err, sizeof(err)) != 0) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                           "\"reductrai_storage\": credentials: %s", err);
+        return;
+    }
+
+    source = ngx_http_reductrai_storage_credentials(st, NULL, 0);
+
+    if (source == NULL) {
+        return;
+    }
+
+    level = ngx_strcmp(source, "none") ? NGX_LOG_NOTICE : NGX_LOG_WARN;
+
+    ngx_conf_log_error(level, cf, 0, "\"reductrai_storage\": credentials: %s%s",
+                       source, ngx_strcmp(source, "none") == 0
+                       ? " (uploads wait in the spool; anonymous=on sends "
+                         "them unsigned)" : "");
 }
 
 
@@ -1101,6 +1141,8 @@ static ngx_int_t
 ngx_http_reductrai_init_process(ngx_cycle_t *cycle)
 {
     u_char                           err[256];
+    ngx_uint_t                       level;
+    const char                      *src;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     if (ngx_process != NGX_PROCESS_WORKER
@@ -1126,6 +1168,15 @@ ngx_http_reductrai_init_process(ngx_cycle_t *cycle)
         ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
                       "reductrai storage %s: %s", rmcf->storage->uri, err);
         return NGX_ERROR;
+    }
+
+    src = ngx_http_reductrai_storage_credentials(rmcf->storage, NULL, 0);
+
+    if (src != NULL) {
+        level = ngx_strcmp(src, "none") ? NGX_LOG_NOTICE : NGX_LOG_WARN;
+        ngx_log_error(level, cycle->log, 0,
+                      "reductrai storage %s: credentials: %s",
+                      rmcf->storage->uri, src);
     }
 
     ngx_http_reductrai_worker_start = ngx_http_reductrai_now_ms();

@@ -24,6 +24,8 @@ static ngx_int_t ngx_http_reductrai_peers_state(
 static ngx_int_t ngx_http_reductrai_status_prologue(ngx_http_request_t *r);
 static ngx_uint_t ngx_http_reductrai_ready(void);
 static const char *ngx_http_reductrai_storage_name(ngx_uint_t state);
+static u_char *ngx_http_reductrai_health_credentials(u_char *p,
+    ngx_http_reductrai_storage_t *st);
 static u_char *ngx_http_reductrai_metric(u_char *p, const char *name,
     const char *type, const char *help);
 
@@ -219,7 +221,7 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
     status = (ready || rlcf->health_live) ? NGX_HTTP_OK
                                           : NGX_HTTP_SERVICE_UNAVAILABLE;
 
-    b = ngx_create_temp_buf(r->pool, 512);
+    b = ngx_create_temp_buf(r->pool, 1024);
     if (b == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -229,15 +231,52 @@ ngx_http_reductrai_health_handler(ngx_http_request_t *r)
                           "\"version\":\"" NGX_HTTP_REDUCTRAI_VERSION "\","
                           "\"storage\":\"%s\",\"datadog\":\"%s\","
                           "\"spool\":{\"bytes\":%uA,\"max_bytes\":%O,"
-                          "\"segments\":%uA},\"archive_lag_seconds\":%L}\n",
+                          "\"segments\":%uA},\"archive_lag_seconds\":%L",
                           state, ngx_time() - (time_t) sh->start_time,
                           ngx_http_reductrai_storage_name(storage), vendor,
                           sh->spool_bytes, rmcf->spool_max_size,
                           sh->spool_segments, lag);
 
+    b->last = ngx_http_reductrai_health_credentials(b->last, rmcf->storage);
+    *b->last++ = '}';
+    *b->last++ = LF;
+
     ngx_str_set(&type, "application/json");
 
     return ngx_http_reductrai_status_send(r, status, &type, b);
+}
+
+
+/* ,"credentials":{"source":"...","error":"..."}: where, and why not */
+
+static u_char *
+ngx_http_reductrai_health_credentials(u_char *p,
+    ngx_http_reductrai_storage_t *st)
+{
+    char         failure[256];
+    size_t       len;
+    const char  *source;
+
+    source = st ? ngx_http_reductrai_storage_credentials(st, failure,
+                                                         sizeof(failure))
+                : NULL;
+    if (source == NULL) {
+        return p;
+    }
+
+    p = ngx_sprintf(p, ",\"credentials\":{\"source\":\"%s\"", source);
+
+    len = ngx_strlen(failure);
+
+    if (len) {
+        p = ngx_cpymem(p, ",\"error\":\"", sizeof(",\"error\":\"") - 1);
+        p = (u_char *) ngx_escape_json(p, (u_char *) failure, len);
+        *p++ = '"';
+    }
+
+    *p++ = '}';
+
+    return p;
 }
 
 

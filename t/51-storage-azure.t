@@ -57,21 +57,8 @@ sub tool { RdxStorage::tool($t, "azure://$ACCOUNT/archive", @_) }
 my %cache;
 
 sub objects {
-    my ($rc, $out) = tool(\@tool, 'list', 'pfx/');
-    return {} if $rc != 0;
-    my %o;
-    for my $line (split /\n/, $out) {
-        my ($key, $size) = split / /, $line;
-        unless ($cache{$key} && $cache{$key}{size} == $size) {
-            my ($grc, $bytes) = tool(\@tool, 'get', $key);
-            next if $grc != 0;
-            (my $file = $key) =~ s{/}{_}g;
-            my $path = $t->write_file("fetched-$file", $bytes);
-            $cache{$key} = RdxTest::read_archive_object($path, key => $key);
-        }
-        $o{$key} = $cache{$key};
-    }
-    return \%o;
+    return RdxStorage::tool_objects($t, "azure://$ACCOUNT/archive", \@tool,
+                                    'pfx/', \%cache);
 }
 
 sub records { map { @{ $_->{records} } } values %{ objects() } }

@@ -185,13 +185,31 @@ sub pod_checks {
         like($env{$n}{value}, qr{^\Q$smount\E/[\w.-]+$},
              "$what: $n is a file of the Secret volume");
     }
-    ok($env{DATADOG_API_KEY_FILE} && $env{S3_SECRET_KEY_FILE},
-       "$what: Datadog and S3 keys from the Secret");
+    ok($env{DATADOG_API_KEY_FILE}, "$what: the Datadog key from the Secret");
+    ok(!grep({ /^S3_(ACCESS|SECRET)_KEY/ } keys %env),
+       "$what: no static storage key");
+    my %sa = map { $_->{metadata}{name} => $_ }
+             @{ $obj{deploy}{ServiceAccount} // [] };
+    ok($sa{ $pod->{serviceAccountName} // '' },
+       "$what: runs as a ServiceAccount of serviceaccount.yaml");
     is($env{STORAGE_COLD_TYPE}{value}, 's3', "$what: shared S3 storage");
     is($env{REDUCTRAI_WORKER_PROCESSES}{valueFrom}{resourceFieldRef}{resource},
        'limits.cpu', "$what: workers = the CPU limit");
 
     return ($c, $pod, \%mount);
+}
+
+# a ServiceAccount per cloud, each with its workload identity annotation
+{
+    my %sa = map { $_->{metadata}{name} => $_ }
+             @{ $obj{deploy}{ServiceAccount} // [] };
+    like($sa{'reductrai-eks'}{metadata}{annotations}{'eks.amazonaws.com/role-arn'}
+         // '', qr/^arn:aws:iam::\d{12}:role\//, 'EKS: IRSA role annotation');
+    like($sa{'reductrai-gke'}{metadata}{annotations}{'iam.gke.io/gcp-service-account'}
+         // '', qr/\.iam\.gserviceaccount\.com$/,
+         'GKE: Workload Identity annotation');
+    like($sa{'reductrai-aks'}{metadata}{annotations}{'azure.workload.identity/client-id'}
+         // '', qr/^[0-9a-f-]{36}$/, 'AKS: workload identity client id');
 }
 
 # the Deployment

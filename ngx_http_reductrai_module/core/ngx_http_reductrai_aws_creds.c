@@ -5,6 +5,14 @@
  * Temporary AWS credentials for s3:// when neither the directive nor the
  * environment gives keys, looked up as the AWS SDKs do:
  *
+ *   a web identity (EKS IAM roles for service accounts): with
+ *   AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE, the token in the file
+ *   (read at every fetch: the kubelet rotates it) is exchanged by an
+ *   unsigned STS AssumeRoleWithWebIdentity for the role's keys; STS is
+ *   AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the regional
+ *   endpoint of AWS_REGION (the global one for the regions that had it
+ *   when AWS_STS_REGIONAL_ENDPOINTS is "legacy");
+ *
  *   the container endpoint (ECS task roles, EKS Pod Identity):
  *   AWS_CONTAINER_CREDENTIALS_FULL_URI, or
  *   AWS_CONTAINER_CREDENTIALS_RELATIVE_URI under http://169.254.170.2,
@@ -32,6 +40,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -47,6 +56,7 @@
 #define NGX_HTTP_REDUCTRAI_AWS_REFRESH_EARLY    300
 /* after a failed refresh, keys still valid are used this long */
 #define NGX_HTTP_REDUCTRAI_AWS_RETRY            10
+#define NGX_HTTP_REDUCTRAI_AWS_STS_GLOBAL  "https://sts.amazonaws.com"
 
 
 struct ngx_http_reductrai_aws_creds_s {
@@ -57,6 +67,11 @@ struct ngx_http_reductrai_aws_creds_s {
     char                                     *auth;       /* its token */
     char                                     *auth_file;
     char                                     *imds;       /* or this */
+    char                                     *role_arn;   /* or STS */
+    char                                     *token_file;
+    char                                     *session;
+    char                                     *sts;
+    ngx_http_reductrai_creds_state_t         *cs;
 
     ngx_http_reductrai_aws_keys_t             keys;
     time_t                                    expires;
@@ -70,6 +85,18 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_fetch(
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_container(
     ngx_http_reductrai_aws_creds_t *c, ngx_http_reductrai_http_t **hp,
     ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_sts(
+    ngx_http_reductrai_aws_creds_t *c, ngx_http_reductrai_http_t **hp,
+    ngx_http_reductrai_aws_keys_t *keys, time_t *expires,
+    ngx_http_reductrai_storage_err_t *err);
+static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_sts_parse(
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_aws_keys_t *keys,
+    time_t *expires, ngx_http_reductrai_storage_err_t *err);
+static int ngx_http_reductrai_aws_web_identity(
+    ngx_http_reductrai_aws_creds_t *c,
+    const ngx_http_reductrai_storage_conf_t *conf);
+static char *ngx_http_reductrai_aws_sts_url(
+    const ngx_http_reductrai_storage_conf_t *conf);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_imds(
     ngx_http_reductrai_aws_creds_t *c, ngx_http_reductrai_http_t **hp,
     ngx_http_reductrai_storage_err_t *err);
@@ -83,30 +110,32 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_imds_get(
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_parse(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_aws_keys_t *keys,
     time_t *expires, ngx_http_reductrai_storage_err_t *err);
-static int ngx_http_reductrai_aws_uri_trusted(const char *uri);
-static char *ngx_http_reductrai_aws_env(const char *name);
 
 
 ngx_http_reductrai_aws_creds_t *
 ngx_http_reductrai_aws_creds_create(
-    const ngx_http_reductrai_storage_conf_t *conf, int imds, char *err,
+    const ngx_http_reductrai_storage_conf_t *conf,
+    ngx_http_reductrai_creds_state_t *cs, int imds, char *err,
     size_t errlen)
 {
+    int                              web;
     char                            *full, *relative, *disabled, *ep;
     ngx_http_reductrai_aws_creds_t  *c;
 
     err[0] = '\0';
 
-    full = ngx_http_reductrai_aws_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
-    relative = ngx_http_reductrai_aws_env(
+    web = ngx_http_reductrai_env("AWS_ROLE_ARN") != NULL
+          && ngx_http_reductrai_env("AWS_WEB_IDENTITY_TOKEN_FILE") != NULL;
+    full = ngx_http_reductrai_env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    relative = ngx_http_reductrai_env(
                                    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI");
-    disabled = ngx_http_reductrai_aws_env("AWS_EC2_METADATA_DISABLED");
-    ep = ngx_http_reductrai_aws_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    disabled = ngx_http_reductrai_env("AWS_EC2_METADATA_DISABLED");
+    ep = ngx_http_reductrai_env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
 
     /* a metadata endpoint named explicitly is wanted whatever the store */
     imds = imds || ep != NULL;
 
-    if (full == NULL && relative == NULL
+    if (!web && full == NULL && relative == NULL
         && (!imds || (disabled != NULL && strcasecmp(disabled, "true") == 0)))
     {
         return NULL;
@@ -120,6 +149,19 @@ ngx_http_reductrai_aws_creds_create(
     }
 
     c->conf = conf;
+    c->cs = cs;
+
+    /* the SDKs' order: a web identity before the container endpoint */
+
+    if (web) {
+        if (ngx_http_reductrai_aws_web_identity(c, conf) != 0) {
+            ngx_http_reductrai_aws_creds_free(c);
+            snprintf(err, errlen, "out of memory");
+            return NULL;
+        }
+
+        return c;
+    }
 
     if (full != NULL) {
         c->uri = strdup(full);
@@ -144,10 +186,10 @@ ngx_http_reductrai_aws_creds_create(
     }
 
     if (c->uri != NULL) {
-        c->auth = ngx_http_reductrai_aws_env(
+        c->auth = ngx_http_reductrai_env(
                                         "AWS_CONTAINER_AUTHORIZATION_TOKEN");
         c->auth = c->auth ? strdup(c->auth) : NULL;
-        c->auth_file = ngx_http_reductrai_aws_env(
+        c->auth_file = ngx_http_reductrai_env(
                                    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
         c->auth_file = c->auth_file ? strdup(c->auth_file) : NULL;
     }
@@ -165,8 +207,8 @@ ngx_http_reductrai_aws_creds_create(
 const char *
 ngx_http_reductrai_aws_creds_source(ngx_http_reductrai_aws_creds_t *c)
 {
-    return c->uri ? "the container credentials endpoint"
-                  : "the instance metadata service";
+    return c->role_arn ? "web identity (AWS_ROLE_ARN)"
+           : c->uri ? "container endpoint" : "instance metadata";
 }
 
 
@@ -186,6 +228,10 @@ ngx_http_reductrai_aws_creds_get(ngx_http_reductrai_aws_creds_t *c,
 
     if (c->keys.access_key[0] == '\0' || now >= c->refresh) {
         rc = ngx_http_reductrai_aws_fetch(c, keys, &expires, err);
+
+        ngx_http_reductrai_storage_creds_result(c->cs,
+                                   rc == NGX_HTTP_REDUCTRAI_STORAGE_OK
+                                   ? NULL : err);
 
         if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
             c->keys = *keys;
@@ -241,6 +287,10 @@ ngx_http_reductrai_aws_creds_free(ngx_http_reductrai_aws_creds_t *c)
     ngx_http_reductrai_free_secret(c->auth);
     free(c->auth_file);
     free(c->imds);
+    free(c->role_arn);
+    free(c->token_file);
+    free(c->session);
+    free(c->sts);
     ngx_http_reductrai_aws_keys_clear(&c->keys);
     free(c);
 }
@@ -263,11 +313,16 @@ ngx_http_reductrai_aws_fetch(ngx_http_reductrai_aws_creds_t *c,
 
     h = NULL;
 
-    rc = c->uri ? ngx_http_reductrai_aws_container(c, &h, err)
-                : ngx_http_reductrai_aws_imds(c, &h, err);
+    if (c->role_arn != NULL) {
+        rc = ngx_http_reductrai_aws_sts(c, &h, keys, expires, err);
 
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        rc = ngx_http_reductrai_aws_parse(h, keys, expires, err);
+    } else {
+        rc = c->uri ? ngx_http_reductrai_aws_container(c, &h, err)
+                    : ngx_http_reductrai_aws_imds(c, &h, err);
+
+        if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            rc = ngx_http_reductrai_aws_parse(h, keys, expires, err);
+        }
     }
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
@@ -291,7 +346,10 @@ ngx_http_reductrai_aws_container(ngx_http_reductrai_aws_creds_t *c,
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
 
-    if (!ngx_http_reductrai_aws_uri_trusted(c->uri)) {
+    static const char  *ecs[] = { "169.254.170.2", "169.254.170.23",
+                                  "[fd00:ec2::23]", NULL };
+
+    if (!ngx_http_reductrai_uri_trusted(c->uri, ecs)) {
         ngx_http_reductrai_storage_error(err, 0, "an http:// container "
                                          "endpoint must be on a loopback or "
                                          "the ECS/EKS link-local address "
@@ -535,63 +593,230 @@ ngx_http_reductrai_aws_parse(ngx_http_reductrai_http_t *h,
 }
 
 
-/*
- * As the AWS SDKs do: a plain http:// endpoint, which gets the
- * authorization token and returns keys in clear, only on this host or at
- * the link-local addresses of ECS (169.254.170.2) and EKS Pod Identity.
- */
+/* the role, its token file, the session name and STS of a web identity */
 
 static int
-ngx_http_reductrai_aws_uri_trusted(const char *uri)
+ngx_http_reductrai_aws_web_identity(ngx_http_reductrai_aws_creds_t *c,
+    const ngx_http_reductrai_storage_conf_t *conf)
 {
-    size_t       len;
-    const char  *host, *end;
+    char  *session;
 
-    static const char  *trusted[] = {
-        "localhost", "[::1]", "169.254.170.2", "169.254.170.23",
-        "[fd00:ec2::23]", NULL
-    };
-    const char        **t;
+    session = ngx_http_reductrai_env("AWS_ROLE_SESSION_NAME");
 
-    if (strncasecmp(uri, "https://", 8) == 0) {
-        return 1;
-    }
+    c->role_arn = strdup(ngx_http_reductrai_env("AWS_ROLE_ARN"));
+    c->token_file = strdup(ngx_http_reductrai_env(
+                                            "AWS_WEB_IDENTITY_TOKEN_FILE"));
+    c->sts = ngx_http_reductrai_aws_sts_url(conf);
 
-    if (strncasecmp(uri, "http://", 7) != 0) {
-        return 0;
-    }
+    if (session != NULL) {
+        c->session = strdup(session);
 
-    host = uri + 7;
-    end = host[0] == '[' ? strchr(host, ']') : host + strcspn(host, ":/?#");
+    } else {
+        /* as the SDKs make one: unique enough for CloudTrail */
+        c->session = malloc(64);
 
-    if (end == NULL) {
-        return 0;
-    }
-
-    len = (size_t) (end - host) + (host[0] == '[');
-
-    if (len > 4 && strncmp(host, "127.", 4) == 0
-        && strspn(host, "0123456789.") >= len)
-    {
-        return 1;
-    }
-
-    for (t = trusted; *t; t++) {
-        if (strlen(*t) == len && strncasecmp(host, *t, len) == 0) {
-            return 1;
+        if (c->session != NULL) {
+            snprintf(c->session, 64, "reductrai-%ld-%ld", (long) getpid(),
+                     (long) time(NULL));
         }
     }
 
-    return 0;
+    return (c->role_arn && c->token_file && c->sts && c->session) ? 0 : -1;
 }
 
 
+/*
+ * The SDKs' endpoint overrides first; else the region's own STS, but the
+ * global one for the regions that had only it when "legacy" is asked for
+ * (regional is the SDKs' default since 2022).
+ */
+
 static char *
-ngx_http_reductrai_aws_env(const char *name)
+ngx_http_reductrai_aws_sts_url(const ngx_http_reductrai_storage_conf_t *conf)
 {
-    char  *v;
+    char        *url, *mode;
+    size_t       len;
+    const char  *region, *const *r;
 
-    v = getenv(name);
+    static const char  *legacy[] = {
+        "ap-northeast-1", "ap-south-1", "ap-southeast-1", "ap-southeast-2",
+        "aws-global", "ca-central-1", "eu-central-1", "eu-north-1",
+        "eu-west-1", "eu-west-2", "eu-west-3", "sa-east-1", "us-east-1",
+        "us-east-2", "us-west-1", "us-west-2", NULL
+    };
 
-    return (v != NULL && v[0] != '\0') ? v : NULL;
+    url = ngx_http_reductrai_env("AWS_ENDPOINT_URL_STS");
+
+    if (url == NULL) {
+        url = ngx_http_reductrai_env("AWS_ENDPOINT_URL");
+    }
+
+    if (url != NULL) {
+        url = strdup(url);
+        len = url ? strlen(url) : 0;
+
+        while (len > 0 && url[len - 1] == '/') {
+            url[--len] = '\0';
+        }
+
+        return url;
+    }
+
+    region = ngx_http_reductrai_env("AWS_REGION");
+    region = region ? region : ngx_http_reductrai_env("AWS_DEFAULT_REGION");
+    region = region ? region : conf->region;
+
+    mode = ngx_http_reductrai_env("AWS_STS_REGIONAL_ENDPOINTS");
+
+    if (region == NULL || strcmp(region, "aws-global") == 0) {
+        return strdup(NGX_HTTP_REDUCTRAI_AWS_STS_GLOBAL);
+    }
+
+    if (mode != NULL && strcasecmp(mode, "legacy") == 0) {
+        for (r = legacy; *r; r++) {
+            if (strcmp(region, *r) == 0) {
+                return strdup(NGX_HTTP_REDUCTRAI_AWS_STS_GLOBAL);
+            }
+        }
+    }
+
+    url = malloc(strlen(region) + 40);
+
+    if (url != NULL) {
+        sprintf(url, "https://sts.%s.amazonaws.com%s", region,
+                strncmp(region, "cn-", 3) == 0 ? ".cn" : "");
+    }
+
+    return url;
+}
+
+
+/*
+ * AssumeRoleWithWebIdentity: unsigned, the token is the credential.  A
+ * form POST, so that neither the token nor the role lands in an access log.
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_aws_sts(ngx_http_reductrai_aws_creds_t *c,
+    ngx_http_reductrai_http_t **hp, ngx_http_reductrai_aws_keys_t *keys,
+    time_t *expires, ngx_http_reductrai_storage_err_t *err)
+{
+    char                            *token, *etoken, *body, ferr[160];
+    char                             erole[1024], esession[256];
+    size_t                           len;
+    ngx_http_reductrai_http_t       *h;
+    ngx_http_reductrai_storage_rc_e  rc;
+
+    token = ngx_http_reductrai_read_secret_file(c->token_file, ferr,
+                                                sizeof(ferr));
+    if (token == NULL) {
+        ngx_http_reductrai_storage_error(err, 0, "web identity token: %s",
+                                         ferr);
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    len = strlen(token) * 3 + 1;
+    etoken = malloc(len);
+    body = malloc(len + sizeof(erole) + sizeof(esession) + 128);
+
+    if (etoken == NULL || body == NULL
+        || ngx_http_reductrai_http_uri_encode(etoken, len, token, 0) == 0
+        || ngx_http_reductrai_http_uri_encode(erole, sizeof(erole),
+                                              c->role_arn, 0) == 0
+        || ngx_http_reductrai_http_uri_encode(esession, sizeof(esession),
+                                              c->session, 0) == 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "web identity token or "
+                                         "role too long");
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        goto done;
+    }
+
+    len = (size_t) sprintf(body, "Action=AssumeRoleWithWebIdentity"
+                           "&RoleArn=%s&RoleSessionName=%s"
+                           "&Version=2011-06-15&WebIdentityToken=%s",
+                           erole, esession, etoken);
+
+    h = ngx_http_reductrai_aws_begin(c, "POST", c->sts, err);
+    if (h == NULL) {
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        goto done;
+    }
+
+    *hp = h;
+
+    ngx_http_reductrai_http_secret(h, token);
+
+    if (ngx_http_reductrai_http_form(h, body, len, err) != 0) {
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+        goto done;
+    }
+
+    rc = ngx_http_reductrai_http_perform(h, err);
+
+    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        rc = ngx_http_reductrai_aws_sts_parse(h, keys, expires, err);
+
+    } else {
+        /* a refused token may be rotated by the kubelet: keep trying */
+        ngx_http_reductrai_storage_error_prefix(err, "STS");
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+done:
+
+    ngx_http_reductrai_free_secret(token);
+    ngx_http_reductrai_free_secret(etoken);
+    ngx_http_reductrai_free_secret(body);
+
+    return rc;
+}
+
+
+/*
+ * <AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>
+ * <Credentials><AccessKeyId/><SecretAccessKey/><SessionToken/>
+ * <Expiration>2026-11-25T23:59:59Z</Expiration></Credentials>...
+ */
+
+static ngx_http_reductrai_storage_rc_e
+ngx_http_reductrai_aws_sts_parse(ngx_http_reductrai_http_t *h,
+    ngx_http_reductrai_aws_keys_t *keys, time_t *expires,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    char        exp[64];
+    struct tm   tm;
+    const char *p, *end;
+
+    p = (const char *) h->body.data;
+    end = p + h->body.len;
+
+    ngx_http_reductrai_aws_keys_clear(keys);
+    memset(&tm, 0, sizeof(tm));
+
+    if (ngx_http_reductrai_http_xml_text(p, end, "AccessKeyId",
+                                         keys->access_key,
+                                         sizeof(keys->access_key)) <= 0
+        || ngx_http_reductrai_http_xml_text(p, end, "SecretAccessKey",
+                                            keys->secret_key,
+                                            sizeof(keys->secret_key)) <= 0
+        || ngx_http_reductrai_http_xml_text(p, end, "SessionToken",
+                                            keys->session_token,
+                                            sizeof(keys->session_token)) <= 0
+        || ngx_http_reductrai_http_xml_text(p, end, "Expiration", exp,
+                                            sizeof(exp)) <= 0
+        || strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm) == NULL
+        || strlen(keys->access_key) + 1 >= sizeof(keys->access_key)
+        || strlen(keys->secret_key) + 1 >= sizeof(keys->secret_key)
+        || strlen(keys->session_token) + 1 >= sizeof(keys->session_token))
+    {
+        ngx_http_reductrai_aws_keys_clear(keys);
+        ngx_http_reductrai_storage_error(err, h->status, "STS: no usable "
+                                         "Credentials in the answer");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    *expires = timegm(&tm);
+
+    return NGX_HTTP_REDUCTRAI_STORAGE_OK;
 }

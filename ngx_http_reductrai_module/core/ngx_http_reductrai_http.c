@@ -287,6 +287,26 @@ ngx_http_reductrai_http_body_mem(ngx_http_reductrai_http_t *h,
 }
 
 
+/* an OAuth2 or STS request: a form in memory, which h does not copy */
+
+int
+ngx_http_reductrai_http_form(ngx_http_reductrai_http_t *h, const char *body,
+    size_t len, ngx_http_reductrai_storage_err_t *err)
+{
+    if (ngx_http_reductrai_http_header(h, "Content-Type: "
+                                       "application/x-www-form-urlencoded")
+        != 0)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "out of memory");
+        return -1;
+    }
+
+    ngx_http_reductrai_http_body_mem(h, (const u_char *) body, len);
+
+    return 0;
+}
+
+
 void
 ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
     const char *secret)

@@ -190,6 +190,9 @@ void ngx_http_reductrai_http_body_fd(ngx_http_reductrai_http_t *h, int fd,
     int64_t offset, int64_t length);
 void ngx_http_reductrai_http_body_mem(ngx_http_reductrai_http_t *h,
     const u_char *p, size_t len);
+/* a form body (Content-Type application/x-www-form-urlencoded) */
+int ngx_http_reductrai_http_form(ngx_http_reductrai_http_t *h,
+    const char *body, size_t len, ngx_http_reductrai_storage_err_t *err);
 /*
  * A secret to scrub from messages: the handle keeps the pointer until
  * perform() returns.
@@ -408,10 +411,10 @@ char *ngx_http_reductrai_gcs_jwt(ngx_http_reductrai_gcs_key_t *key,
 
 
 /*
- * AWS temporary credentials (ngx_http_reductrai_aws_creds.c): the container
- * endpoint (ECS, EKS Pod Identity), else with imds the EC2 instance
- * metadata service.  create() returns NULL with err "" when the
- * environment names neither.
+ * AWS temporary credentials (ngx_http_reductrai_aws_creds.c): a web identity
+ * (EKS IRSA), the container endpoint (ECS, EKS Pod Identity), else with
+ * imds the EC2 instance metadata service.  create() returns NULL with
+ * err "" when the environment names none; cs gets each fetch's outcome.
  */
 
 typedef struct ngx_http_reductrai_aws_creds_s  ngx_http_reductrai_aws_creds_t;
@@ -423,7 +426,8 @@ typedef struct {
 } ngx_http_reductrai_aws_keys_t;
 
 ngx_http_reductrai_aws_creds_t *ngx_http_reductrai_aws_creds_create(
-    const ngx_http_reductrai_storage_conf_t *conf, int imds, char *err,
+    const ngx_http_reductrai_storage_conf_t *conf,
+    ngx_http_reductrai_creds_state_t *cs, int imds, char *err,
     size_t errlen);
 /* where the keys come from, for messages */
 const char *ngx_http_reductrai_aws_creds_source(
@@ -436,6 +440,54 @@ ngx_http_reductrai_storage_rc_e ngx_http_reductrai_aws_creds_get(
 void ngx_http_reductrai_aws_creds_expire(ngx_http_reductrai_aws_creds_t *c);
 void ngx_http_reductrai_aws_creds_free(ngx_http_reductrai_aws_creds_t *c);
 void ngx_http_reductrai_aws_keys_clear(ngx_http_reductrai_aws_keys_t *keys);
+
+
+/*
+ * OAuth2 access tokens (ngx_http_reductrai_token.c), cached for all the
+ * upload threads: fetch() gets a new one and its lifetime in seconds.
+ */
+
+typedef struct ngx_http_reductrai_token_s  ngx_http_reductrai_token_t;
+
+typedef ngx_http_reductrai_storage_rc_e (*ngx_http_reductrai_token_fetch_pt)(
+    void *data, char *token, size_t size, long *lifetime,
+    ngx_http_reductrai_storage_err_t *err);
+
+/* cleanup(data) runs when the cache is freed; cs gets each outcome */
+ngx_http_reductrai_token_t *ngx_http_reductrai_token_create(
+    ngx_http_reductrai_token_fetch_pt fetch, void *data,
+    void (*cleanup)(void *data), ngx_http_reductrai_creds_state_t *cs);
+/* an ngx_http_reductrai_bearer_pt over a token_t; token NULL: forget it */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_token_bearer(void *data,
+    char *token, size_t size, ngx_http_reductrai_storage_err_t *err);
+void ngx_http_reductrai_token_free(void *data);
+/*
+ * The token of an OAuth2 answer (rc: of its request), with expires_in or
+ * expires_on; on failure the reason of an error answer in err.
+ */
+ngx_http_reductrai_storage_rc_e ngx_http_reductrai_token_parse(
+    ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_rc_e rc,
+    char *token, size_t size, long *lifetime,
+    ngx_http_reductrai_storage_err_t *err);
+
+/*
+ * The identity endpoints of Google's metadata server and of Azure (with
+ * on_cloud, the platform's default address is asked without an override in
+ * the environment); NULL with err "" when there is none to ask.
+ */
+ngx_http_reductrai_token_t *ngx_http_reductrai_token_gce(
+    const ngx_http_reductrai_storage_conf_t *conf,
+    ngx_http_reductrai_creds_state_t *cs, int on_cloud, char *err,
+    size_t errlen);
+ngx_http_reductrai_token_t *ngx_http_reductrai_token_azure(
+    const ngx_http_reductrai_storage_conf_t *conf,
+    ngx_http_reductrai_creds_state_t *cs, int on_cloud, const char **source,
+    char *err, size_t errlen);
+
+/* https://, or http:// on a loopback address or one of hosts (or NULL) */
+int ngx_http_reductrai_uri_trusted(const char *uri, const char *const *hosts);
+/* a variable of the environment; NULL when unset or empty */
+char *ngx_http_reductrai_env(const char *name);
 
 
 /* backends for the table in ngx_http_reductrai_storage.c */

@@ -77,6 +77,8 @@ static const ngx_http_reductrai_param_t  ngx_http_reductrai_params[] = {
       | NGX_HTTP_REDUCTRAI_B_AZURE },
     { "ca_file", ngx_http_reductrai_conf_field(ca_file), 0,
       NGX_HTTP_REDUCTRAI_B_HTTP },
+    { "anonymous", ngx_http_reductrai_conf_field(anonymous), 0,
+      NGX_HTTP_REDUCTRAI_B_HTTP },
     { NULL, 0, 0, 0 }
 };
 
@@ -109,6 +111,12 @@ ngx_http_reductrai_storage_create(const char *uri, int nparams,
         return NULL;
     }
 
+    if (pthread_mutex_init(&st->creds.lock, NULL) != 0) {
+        free(st);
+        snprintf(err, errlen, "pthread_mutex_init() failed");
+        return NULL;
+    }
+
     st->conf.tls_verify = 1;
     st->conf.connect_timeout = 5000;
     st->conf.timeout = 300000;
@@ -127,6 +135,14 @@ ngx_http_reductrai_storage_create(const char *uri, int nparams,
         {
             goto failed;
         }
+    }
+
+    if (st->conf.anonymous != NULL
+        && strcmp(st->conf.anonymous, "on") != 0
+        && strcmp(st->conf.anonymous, "off") != 0)
+    {
+        snprintf(err, errlen, "anonymous must be \"on\" or \"off\"");
+        goto failed;
     }
 
     if (st->backend->create(st, err, errlen) != 0) {
@@ -163,12 +179,55 @@ ngx_http_reductrai_storage_destroy(ngx_http_reductrai_storage_t *st)
     }
 
     ngx_http_reductrai_conf_free(&st->conf);
+    (void) pthread_mutex_destroy(&st->creds.lock);
 
     free(st->uri);
     free(st->bucket);
     free(st->account);
     free(st->prefix);
     free(st);
+}
+
+
+const char *
+ngx_http_reductrai_storage_credentials(ngx_http_reductrai_storage_t *st,
+    char *failure, size_t size)
+{
+    if (size > 0) {
+        (void) pthread_mutex_lock(&st->creds.lock);
+        snprintf(failure, size, "%s", st->creds.failure);
+        (void) pthread_mutex_unlock(&st->creds.lock);
+    }
+
+    return st->creds.source;
+}
+
+
+void
+ngx_http_reductrai_storage_creds_source(ngx_http_reductrai_storage_t *st,
+    const char *source)
+{
+    (void) pthread_mutex_lock(&st->creds.lock);
+    st->creds.source = source;
+    st->creds.failure[0] = '\0';
+    (void) pthread_mutex_unlock(&st->creds.lock);
+}
+
+
+/* err NULL: the lookup succeeded */
+
+void
+ngx_http_reductrai_storage_creds_result(ngx_http_reductrai_creds_state_t *cs,
+    const ngx_http_reductrai_storage_err_t *err)
+{
+    if (cs == NULL) {
+        return;
+    }
+
+    (void) pthread_mutex_lock(&cs->lock);
+    snprintf(cs->failure, sizeof(cs->failure), "%s",
+             err ? err->message : "");
+    (void) pthread_mutex_unlock(&cs->lock);
 }
 
 
@@ -700,4 +759,5 @@ ngx_http_reductrai_conf_free(ngx_http_reductrai_storage_conf_t *conf)
     free(conf->kms_key_id);
     free(conf->storage_class);
     free(conf->ca_file);
+    free(conf->anonymous);
 }

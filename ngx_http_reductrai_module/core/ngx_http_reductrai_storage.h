@@ -16,6 +16,8 @@
 
 #include "ngx_http_reductrai_core.h"
 
+#include <pthread.h>
+
 
 typedef enum {
     NGX_HTTP_REDUCTRAI_STORAGE_OK = 0,
@@ -46,6 +48,7 @@ typedef struct {
     char                *kms_key_id;
     char                *storage_class;
     char                *ca_file;
+    char                *anonymous;         /* "on": send unsigned */
     int                  tls_verify;
     long                 connect_timeout;   /* ms */
     long                 timeout;           /* ms, for one request */
@@ -55,6 +58,18 @@ typedef struct {
 
 
 typedef struct ngx_http_reductrai_storage_s  ngx_http_reductrai_storage_t;
+
+
+/*
+ * Where a storage's credentials come from, for /health and the log: the
+ * source is a constant string set by init(), the failure the reason the
+ * last lookup failed ("" after one succeeded), written by upload threads.
+ */
+typedef struct {
+    pthread_mutex_t      lock;
+    const char          *source;
+    char                 failure[256];
+} ngx_http_reductrai_creds_state_t;
 
 /* what the HTTP backends share (ngx_http_reductrai_http.h) */
 typedef struct ngx_http_reductrai_http_store_s
@@ -114,6 +129,7 @@ struct ngx_http_reductrai_storage_s {
     char                                        *account; /* azure */
     char                                        *prefix;  /* no '/' at end */
     ngx_http_reductrai_storage_conf_t            conf;
+    ngx_http_reductrai_creds_state_t             creds;
     void                                        *data;
 };
 
@@ -129,6 +145,20 @@ ngx_http_reductrai_storage_t *ngx_http_reductrai_storage_create(
 int ngx_http_reductrai_storage_init(ngx_http_reductrai_storage_t *st,
     char *err, size_t errlen);
 void ngx_http_reductrai_storage_destroy(ngx_http_reductrai_storage_t *st);
+
+/*
+ * The credential source in use ("web identity", "metadata server", ...;
+ * NULL when the storage needs none) and, in failure (size bytes), why
+ * its last lookup failed, "" when it did not.  Never a secret.
+ */
+const char *ngx_http_reductrai_storage_credentials(
+    ngx_http_reductrai_storage_t *st, char *failure, size_t size);
+/* the backends report their source and each lookup's outcome */
+void ngx_http_reductrai_storage_creds_source(ngx_http_reductrai_storage_t *st,
+    const char *source);
+void ngx_http_reductrai_storage_creds_result(
+    ngx_http_reductrai_creds_state_t *cs,
+    const ngx_http_reductrai_storage_err_t *err);
 
 /* libcurl's global state, once per process before any thread uses it */
 int ngx_http_reductrai_storage_global_init(void);

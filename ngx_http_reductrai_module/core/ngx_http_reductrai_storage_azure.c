@@ -8,7 +8,9 @@
  * blob appears whole at the commit or not at all, and blocks that are
  * never committed are discarded by the service.  Requests are signed with
  * Shared Key (HMAC-SHA256 of the canonical string, with the account key),
- * or carry a SAS token.  endpoint= points elsewhere than
+ * carry a SAS token, or an OAuth2 token of a workload or managed identity
+ * ("Authorization: Bearer", which x-ms-version 2017-11-09 and later
+ * take).  endpoint= points elsewhere than
  * https://ACCOUNT.blob.core.windows.net: Azurite, sovereign clouds.
  */
 
@@ -34,6 +36,8 @@ typedef struct {
     const char                     *sas;
     char                           *env_sas;
     const char                     *hint;       /* why there is no key */
+    ngx_http_reductrai_token_t     *token;      /* or an identity's */
+    unsigned                        no_creds:1;
 } ngx_http_reductrai_azure_t;
 
 
@@ -49,6 +53,10 @@ static int ngx_http_reductrai_azure_endpoint(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_azure_t *az, char *err, size_t errlen);
 static int ngx_http_reductrai_azure_init(ngx_http_reductrai_storage_t *st,
     char *err, size_t errlen);
+static int ngx_http_reductrai_azure_identity(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_azure_t *az, char *err, size_t errlen);
+static int ngx_http_reductrai_azure_env(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_azure_t *az);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_azure_put_blob(
     ngx_http_reductrai_storage_t *st, ngx_http_reductrai_http_req_t *req,
     ngx_http_reductrai_storage_err_t *err);
@@ -263,15 +271,66 @@ static int
 ngx_http_reductrai_azure_init(ngx_http_reductrai_storage_t *st, char *err,
     size_t errlen)
 {
-    char                        *v;
-    ssize_t                      n;
     ngx_http_reductrai_azure_t  *az;
 
     az = st->data;
 
     if (az->key_len > 0 || az->sas != NULL) {
+        ngx_http_reductrai_storage_creds_source(st, az->key_len
+                                                    ? "shared key (key=)"
+                                                    : "SAS (sas=)");
         return 0;
     }
+
+    if (ngx_http_reductrai_azure_env(st, az)) {
+        return 0;
+    }
+
+    return ngx_http_reductrai_azure_identity(st, az, err, errlen);
+}
+
+
+/* as Azure's SDKs find them: after the environment, an identity */
+
+static int
+ngx_http_reductrai_azure_identity(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_azure_t *az, char *err, size_t errlen)
+{
+    const char  *source;
+
+    if (st->conf.anonymous != NULL && strcmp(st->conf.anonymous, "on") == 0)
+    {
+        ngx_http_reductrai_storage_creds_source(st, "anonymous");
+        return 0;
+    }
+
+    source = NULL;
+    az->token = ngx_http_reductrai_token_azure(&st->conf, &st->creds,
+                                               st->conf.endpoint == NULL,
+                                               &source, err, errlen);
+    if (az->token == NULL && err[0] != '\0') {
+        return -1;
+    }
+
+    if (az->token == NULL) {
+        az->no_creds = 1;
+        source = "none";
+    }
+
+    ngx_http_reductrai_storage_creds_source(st, source);
+
+    return 0;
+}
+
+
+/* AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN; returns 1 when found */
+
+static int
+ngx_http_reductrai_azure_env(ngx_http_reductrai_storage_t *st,
+    ngx_http_reductrai_azure_t *az)
+{
+    char     *v;
+    ssize_t   n;
 
     /* from the environment nginx's "env" directive passed to us */
 
@@ -281,14 +340,17 @@ ngx_http_reductrai_azure_init(ngx_http_reductrai_storage_t *st, char *err,
         n = (strlen(v) / 4 * 3 + 3 <= sizeof(az->key))
             ? ngx_http_reductrai_http_base64_decode(az->key, v, strlen(v)) : -1;
 
+        ngx_http_reductrai_storage_creds_source(st,
+                                       "shared key (AZURE_STORAGE_KEY)");
+
         if (n > 0) {
             az->key_len = (size_t) n;
-            return 0;
+            return 1;
         }
 
         /* no reason to stop the worker: say it with each failure */
         az->hint = "AZURE_STORAGE_KEY is not base64";
-        return 0;
+        return 1;
     }
 
     v = getenv("AZURE_STORAGE_SAS_TOKEN");
@@ -296,7 +358,9 @@ ngx_http_reductrai_azure_init(ngx_http_reductrai_storage_t *st, char *err,
     if (v != NULL && v[0] != '\0') {
         az->env_sas = strdup(v[0] == '?' ? v + 1 : v);
         az->sas = az->env_sas;
-        return 0;
+        ngx_http_reductrai_storage_creds_source(st,
+                                         "SAS (AZURE_STORAGE_SAS_TOKEN)");
+        return 1;
     }
 
     az->hint = "no key or SAS token configured";
@@ -556,6 +620,7 @@ ngx_http_reductrai_azure_cleanup(ngx_http_reductrai_storage_t *st)
 
     ngx_http_reductrai_wipe(az->key, sizeof(az->key));
     ngx_http_reductrai_free_secret(az->env_sas);
+    ngx_http_reductrai_token_free(az->token);
 
     free(az->origin);
     free(az->path);
@@ -573,7 +638,7 @@ ngx_http_reductrai_azure_request(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_storage_err_t *err)
 {
     char                             path[NGX_HTTP_REDUCTRAI_HTTP_URL_MAX];
-    char                             date[40];
+    char                             date[40], token[4096];
     size_t                           i;
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_azure_t      *az;
@@ -581,11 +646,31 @@ ngx_http_reductrai_azure_request(ngx_http_reductrai_storage_t *st,
     ngx_http_reductrai_storage_rc_e  rc;
 
     az = st->data;
+    *hp = NULL;
+
+    if (az->no_creds) {
+        ngx_http_reductrai_storage_error(err, 0, "no credentials: no key=, "
+                         "sas=, AZURE_STORAGE_KEY, AZURE_STORAGE_SAS_TOKEN, "
+                         "workload identity (AZURE_FEDERATED_TOKEN_FILE) or "
+                         "managed identity (passed with nginx's \"env\"?); "
+                         "anonymous=on sends requests unsigned");
+        ngx_http_reductrai_storage_creds_result(&st->creds, err);
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
+    if (az->token != NULL) {
+        /* before the handle is taken: the token fetch uses it too */
+        rc = ngx_http_reductrai_token_bearer(az->token, token, sizeof(token),
+                                             err);
+        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+            return rc;
+        }
+    }
 
     rc = ngx_http_reductrai_http_open(st, req, az->origin, az->path, az->sas,
                                       path, hp, err);
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        return rc;
+        goto done;
     }
 
     h = *hp;
@@ -615,17 +700,32 @@ ngx_http_reductrai_azure_request(ngx_http_reductrai_storage_t *st,
     if (az->key_len > 0) {
         rc = ngx_http_reductrai_azure_sign(st, req, path, &lines, err);
         if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-            return rc;
+            goto done;
         }
+
+    } else if (az->token != NULL) {
+        ngx_http_reductrai_http_secret(h, token);
+        ngx_http_reductrai_http_line(&lines, "Authorization: Bearer %s",
+                                     token);
     }
 
     rc = ngx_http_reductrai_http_send(h, &lines, req, err);
 
+    if (az->token != NULL && (h->status == 401 || h->status == 403)) {
+        /* revoked or expired early: the next attempt gets a new token */
+        (void) ngx_http_reductrai_token_bearer(az->token, NULL, 0, NULL);
+        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
     if (rc == NGX_HTTP_REDUCTRAI_STORAGE_FATAL && h->status == 403
-        && az->hint != NULL)
+        && az->hint != NULL && az->token == NULL)
     {
         ngx_http_reductrai_http_hint(err, az->hint);
     }
+
+done:
+
+    ngx_http_reductrai_wipe(token, sizeof(token));
 
     return rc;
 }

@@ -19,7 +19,6 @@
 
 #include "ngx_http_reductrai_http.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,20 +47,13 @@ struct ngx_http_reductrai_gcs_key_s {
 typedef struct {
     ngx_http_reductrai_gcs_key_t        *key;
     ngx_http_reductrai_storage_conf_t   *conf;
-    pthread_mutex_t                      lock;
-    char                                 token[2048];
-    time_t                               expires;
-    time_t                               refresh;
 } ngx_http_reductrai_gcs_t;
 
 
 static int ngx_http_reductrai_gcs_create(ngx_http_reductrai_storage_t *st,
     char *err, size_t errlen);
-static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_gcs_bearer(
-    void *data, char *token, size_t size,
-    ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_gcs_fetch(
-    ngx_http_reductrai_gcs_t *g, time_t now,
+    void *data, char *token, size_t size, long *lifetime,
     ngx_http_reductrai_storage_err_t *err);
 static void ngx_http_reductrai_gcs_cleanup(void *data);
 static char *ngx_http_reductrai_gcs_b64url_json(json_t *j);
@@ -89,8 +81,9 @@ static int
 ngx_http_reductrai_gcs_create(ngx_http_reductrai_storage_t *st, char *err,
     size_t errlen)
 {
-    const char                *file;
-    ngx_http_reductrai_gcs_t  *g;
+    const char                  *file;
+    ngx_http_reductrai_gcs_t    *g;
+    ngx_http_reductrai_token_t  *t;
 
     file = st->conf.credentials_file;
 
@@ -133,12 +126,6 @@ ngx_http_reductrai_gcs_create(ngx_http_reductrai_storage_t *st, char *err,
 
     g->conf = &st->conf;
 
-    if (pthread_mutex_init(&g->lock, NULL) != 0) {
-        free(g);
-        snprintf(err, errlen, "pthread_mutex_init() failed");
-        return -1;
-    }
-
     g->key = ngx_http_reductrai_gcs_key_parse(st->conf.credentials, err,
                                               errlen);
 
@@ -151,13 +138,22 @@ ngx_http_reductrai_gcs_create(ngx_http_reductrai_storage_t *st, char *err,
         return -1;
     }
 
-    if (ngx_http_reductrai_s3_setup(st, 1, ngx_http_reductrai_gcs_bearer,
-                                    g, ngx_http_reductrai_gcs_cleanup,
+    t = ngx_http_reductrai_token_create(ngx_http_reductrai_gcs_fetch, g,
+                                        ngx_http_reductrai_gcs_cleanup,
+                                        &st->creds);
+    if (t == NULL) {
+        ngx_http_reductrai_gcs_cleanup(g);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+
+    if (ngx_http_reductrai_s3_setup(st, 1, ngx_http_reductrai_token_bearer,
+                                    t, ngx_http_reductrai_token_free,
                                     err, errlen)
         != 0)
     {
         if (st->data == NULL) {
-            ngx_http_reductrai_gcs_cleanup(g);
+            ngx_http_reductrai_token_free(t);
         }
 
         return -1;
@@ -348,78 +344,23 @@ failed:
 }
 
 
-/* the S3 backend asks for a token before each request; NULL: forget it */
+/* an RS256-signed assertion for an access token */
 
 static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_gcs_bearer(void *data, char *token, size_t size,
-    ngx_http_reductrai_storage_err_t *err)
+ngx_http_reductrai_gcs_fetch(void *data, char *token, size_t size,
+    long *lifetime, ngx_http_reductrai_storage_err_t *err)
 {
     ngx_http_reductrai_gcs_t *g = data;
 
-    time_t                           now;
-    ngx_http_reductrai_storage_rc_e  rc;
-
-    (void) pthread_mutex_lock(&g->lock);
-
-    if (token == NULL) {
-        /* the store refused it (revoked, clock skew): get a new one */
-        g->refresh = 0;
-        (void) pthread_mutex_unlock(&g->lock);
-        return NGX_HTTP_REDUCTRAI_STORAGE_OK;
-    }
-
-    now = time(NULL);
-    rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
-
-    if (g->token[0] == '\0' || now >= g->refresh) {
-        rc = ngx_http_reductrai_gcs_fetch(g, now, err);
-
-        /*
-         * A token that has not expired yet still works meanwhile; the
-         * endpoint is asked again in a while, not at every request.
-         */
-        if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK && g->token[0] != '\0'
-            && now + 10 < g->expires)
-        {
-            g->refresh = now + 10;
-            rc = NGX_HTTP_REDUCTRAI_STORAGE_OK;
-        }
-    }
-
-    if (rc == NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        if (strlen(g->token) >= size) {
-            ngx_http_reductrai_storage_error(err, 0, "access token too long");
-            rc = NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
-
-        } else {
-            strcpy(token, g->token);
-        }
-    }
-
-    (void) pthread_mutex_unlock(&g->lock);
-
-    return rc;
-}
-
-
-static ngx_http_reductrai_storage_rc_e
-ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
-    ngx_http_reductrai_storage_err_t *err)
-{
     char                            *jwt, *body;
-    long                             status;
     size_t                           len;
-    json_t                          *j;
-    json_int_t                       lifetime, margin;
-    const char                      *token, *e, *d;
-    json_error_t                     jerr;
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
 
     static const char  grant[] = "grant_type=urn%3Aietf%3Aparams%3Aoauth"
                                  "%3Agrant-type%3Ajwt-bearer&assertion=";
 
-    jwt = ngx_http_reductrai_gcs_jwt(g->key, now,
+    jwt = ngx_http_reductrai_gcs_jwt(g->key, time(NULL),
                                      NGX_HTTP_REDUCTRAI_GCS_SCOPE);
     if (jwt == NULL) {
         ngx_http_reductrai_storage_error(err, 0, "signing the token request "
@@ -452,72 +393,23 @@ ngx_http_reductrai_gcs_fetch(ngx_http_reductrai_gcs_t *g, time_t now,
 
     ngx_http_reductrai_http_secret(h, jwt);
 
-    if (ngx_http_reductrai_http_header(h, "Content-Type: "
-                                       "application/x-www-form-urlencoded")
-        != 0
-        || ngx_http_reductrai_http_header(h, "Accept: application/json")
-           != 0)
+    if (ngx_http_reductrai_http_header(h, "Accept: application/json") != 0
+        || ngx_http_reductrai_http_form(h, body, len, err) != 0)
     {
         ngx_http_reductrai_storage_error(err, 0, "out of memory");
         rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
         goto done;
     }
 
-    ngx_http_reductrai_http_body_mem(h, (u_char *) body, len);
-
     rc = ngx_http_reductrai_http_perform(h, err);
-    status = h->status;
 
-    j = h->body.len ? json_loadb((char *) h->body.data, h->body.len, 0, &jerr)
-                    : NULL;
+    /* {"error":"invalid_grant","error_description":"..."} on failure */
+    rc = ngx_http_reductrai_token_parse(h, rc, token, size, lifetime, err);
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        if (status != 0) {
-            /* {"error":"invalid_grant","error_description":"..."} */
-            e = json_string_value(json_object_get(j, "error"));
-            d = json_string_value(json_object_get(j, "error_description"));
-
-            ngx_http_reductrai_storage_error(err, status, "token endpoint: "
-                                             "HTTP %ld%s%.60s%s%.120s",
-                                             status, e ? " " : "",
-                                             e ? e : "", d ? ": " : "",
-                                             d ? d : "");
-
-        } else {
-            ngx_http_reductrai_storage_error_prefix(err, "token endpoint");
-        }
-
         ngx_http_reductrai_http_scrub(err->message, jwt);
-        json_decref(j);
-        goto done;
+        ngx_http_reductrai_storage_error_prefix(err, "token endpoint");
     }
-
-    token = json_string_value(json_object_get(j, "access_token"));
-    lifetime = json_integer_value(json_object_get(j, "expires_in"));
-
-    if (token == NULL || token[0] == '\0'
-        || strlen(token) >= sizeof(g->token))
-    {
-        ngx_http_reductrai_storage_error(err, status, "token endpoint: no "
-                                         "usable access_token in the "
-                                         "answer");
-        json_decref(j);
-        rc = NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
-        goto done;
-    }
-
-    if (lifetime <= 0) {
-        lifetime = 3600;
-    }
-
-    /* refresh well before it expires: a quarter early, 5 minutes at most */
-    margin = lifetime / 4 < 300 ? lifetime / 4 : 300;
-
-    strcpy(g->token, token);
-    g->expires = now + (time_t) lifetime;
-    g->refresh = g->expires - (time_t) margin;
-
-    json_decref(j);
 
 done:
 
@@ -539,8 +431,6 @@ ngx_http_reductrai_gcs_cleanup(void *data)
     ngx_http_reductrai_gcs_t *g = data;
 
     ngx_http_reductrai_gcs_key_free(g->key);
-    (void) pthread_mutex_destroy(&g->lock);
-    ngx_http_reductrai_wipe(g->token, sizeof(g->token));
     free(g);
 }
 

@@ -51,10 +51,12 @@ typedef struct {
     char                           *env_secret_key;
     char                           *env_session_token;
     ngx_http_reductrai_aws_creds_t *creds;            /* or temporary */
+    ngx_http_reductrai_token_t     *gce;              /* gs:// metadata */
 
     unsigned                        gcs:1;
     unsigned                        virtual_style:1;
     unsigned                        style_set:1;
+    unsigned                        no_creds:1;       /* nothing found */
     int                             no_conditional;   /* atomic */
 
     ngx_http_reductrai_bearer_pt    bearer;
@@ -121,6 +123,10 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_s3_sign(
     ngx_http_reductrai_storage_err_t *err);
 static int ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
     const char *endpoint, char *err, size_t errlen);
+static int ngx_http_reductrai_s3_identity(ngx_http_reductrai_storage_t *st,
+    char *err, size_t errlen);
+static void ngx_http_reductrai_s3_no_creds(ngx_http_reductrai_s3_t *s3,
+    ngx_http_reductrai_storage_err_t *err);
 static char *ngx_http_reductrai_s3_strdup_env(const char *name);
 static void ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3);
 static size_t ngx_http_reductrai_sigv4_line(char *dst, size_t size,
@@ -280,8 +286,8 @@ ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st, char *err,
 
     /*
      * Credentials: the directive's, else the environment nginx's "env"
-     * directive passed to this worker.  Without any, requests go
-     * unsigned, and a store that wants them says so with a 403.
+     * directive passed to this worker, else a platform's identity.
+     * Requests go unsigned only with anonymous=on.
      */
 
     s3->access_key = st->conf.access_key;
@@ -311,13 +317,8 @@ ngx_http_reductrai_s3_init(ngx_http_reductrai_storage_t *st, char *err,
      * endpoint, or on AWS itself (no endpoint=) the instance's role.
      */
 
-    if (s3->bearer == NULL && s3->access_key == NULL && !s3->gcs) {
-        s3->creds = ngx_http_reductrai_aws_creds_create(&st->conf,
-                                                   st->conf.endpoint == NULL,
-                                                   err, errlen);
-        if (s3->creds == NULL && err[0] != '\0') {
-            return -1;
-        }
+    if (ngx_http_reductrai_s3_identity(st, err, errlen) != 0) {
+        return -1;
     }
 
     if (s3->gcs) {
@@ -973,6 +974,12 @@ ngx_http_reductrai_s3_request(ngx_http_reductrai_storage_t *st,
     s3 = st->data;
     *hp = NULL;
 
+    if (s3->no_creds) {
+        ngx_http_reductrai_s3_no_creds(s3, err);
+        ngx_http_reductrai_storage_creds_result(&st->creds, err);
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
+    }
+
     if (s3->bearer != NULL) {
         /* before the handle is taken: the token fetch uses it too */
         rc = s3->bearer(s3->bearer_data, token, sizeof(token), err);
@@ -1256,6 +1263,106 @@ ngx_http_reductrai_s3_endpoint(ngx_http_reductrai_s3_t *s3,
 }
 
 
+/*
+ * Else temporary keys, as the AWS SDKs find them (a web identity, a
+ * container's endpoint, or on AWS itself, without endpoint=, the
+ * instance's role); for gs://, a token of the metadata server.  Then
+ * says where the credentials come from.
+ */
+
+static int
+ngx_http_reductrai_s3_identity(ngx_http_reductrai_storage_t *st, char *err,
+    size_t errlen)
+{
+    int                       anonymous, on_cloud;
+    const char               *source;
+    ngx_http_reductrai_s3_t  *s3;
+
+    s3 = st->data;
+
+    anonymous = st->conf.anonymous && strcmp(st->conf.anonymous, "on") == 0;
+    on_cloud = st->conf.endpoint == NULL;
+
+    if (!anonymous && s3->bearer == NULL && s3->access_key == NULL) {
+        if (s3->gcs) {
+            s3->gce = ngx_http_reductrai_token_gce(&st->conf, &st->creds,
+                                                   on_cloud, err, errlen);
+            if (s3->gce == NULL && err[0] != '\0') {
+                return -1;
+            }
+
+            if (s3->gce != NULL) {
+                s3->bearer = ngx_http_reductrai_token_bearer;
+                s3->bearer_data = s3->gce;
+            }
+
+        } else {
+            s3->creds = ngx_http_reductrai_aws_creds_create(&st->conf,
+                                                            &st->creds,
+                                                            on_cloud, err,
+                                                            errlen);
+            if (s3->creds == NULL && err[0] != '\0') {
+                return -1;
+            }
+        }
+    }
+
+    s3->no_creds = 0;
+
+    if (s3->gce != NULL) {
+        source = "metadata server";
+
+    } else if (s3->bearer != NULL) {
+        /* the only bearer set up at configuration time */
+        source = "service account key";
+
+    } else if (s3->creds != NULL) {
+        source = ngx_http_reductrai_aws_creds_source(s3->creds);
+
+    } else if (s3->env_access_key != NULL) {
+        source = s3->gcs ? "HMAC keys (environment)"
+                         : "environment (AWS_ACCESS_KEY_ID)";
+
+    } else if (s3->access_key != NULL) {
+        source = s3->gcs ? "HMAC keys (access_key=)"
+                         : "static keys (access_key=)";
+
+    } else if (anonymous) {
+        source = "anonymous";
+
+    } else {
+        source = "none";
+        s3->no_creds = 1;
+    }
+
+    ngx_http_reductrai_storage_creds_source(st, source);
+
+    return 0;
+}
+
+
+/* says what would have given credentials, in the SDKs' order */
+
+static void
+ngx_http_reductrai_s3_no_creds(ngx_http_reductrai_s3_t *s3,
+    ngx_http_reductrai_storage_err_t *err)
+{
+    if (s3->gcs) {
+        ngx_http_reductrai_storage_error(err, 0, "no credentials: no "
+                         "credentials_file= or GOOGLE_APPLICATION_CREDENTIALS,"
+                         " no HMAC keys, no metadata server (GCE_METADATA_HOST)"
+                         "; anonymous=on sends requests unsigned");
+        return;
+    }
+
+    ngx_http_reductrai_storage_error(err, 0, "no credentials: no access_key=,"
+                     " AWS_ACCESS_KEY_ID, AWS_ROLE_ARN with "
+                     "AWS_WEB_IDENTITY_TOKEN_FILE, container endpoint or "
+                     "instance metadata (passed with nginx's \"env\"?); "
+                     "anonymous=on sends requests unsigned");
+}
+
+
 static char *
 ngx_http_reductrai_s3_strdup_env(const char *name)
 {
@@ -1279,6 +1386,14 @@ ngx_http_reductrai_s3_free_derived(ngx_http_reductrai_s3_t *s3)
     ngx_http_reductrai_free_secret(s3->env_secret_key);
     ngx_http_reductrai_free_secret(s3->env_session_token);
     ngx_http_reductrai_aws_creds_free(s3->creds);
+
+    if (s3->gce != NULL) {
+        /* the bearer was the metadata server's, made by init */
+        ngx_http_reductrai_token_free(s3->gce);
+        s3->gce = NULL;
+        s3->bearer = NULL;
+        s3->bearer_data = NULL;
+    }
 
     s3->origin = NULL;
     s3->host = NULL;

@@ -21,6 +21,14 @@ package RdxStorage;
 #   RdxStorage::wait_rids(\&records, $what, @rids)  records with these rids
 #   RdxStorage::send_json($t, $path, $rid, %fields)  POST, returns the status
 #   RdxStorage::refuses($t, $storage_args, qr/why/)  nginx -t fails, says why
+#   RdxStorage::names_source($t, $storage_args, \%env, qr/source/)
+#                                    nginx -t passes, names the credentials
+#   $server->identity                counters of t/node/identity.js
+#   RdxStorage::source_outage($t, what => ..., rid => ..., break => sub,
+#       heal => sub, why => qr//, records => \&records)
+#                                    a credential source fails, then heals
+#   RdxStorage::tool_objects($t, $uri, \@params, $prefix, \%cache)
+#                                    objects read back with the storage tool
 
 use strict;
 use warnings;
@@ -257,18 +265,112 @@ sub refuses {
     my ($t, $args, $why) = @_;
     local $Test::Builder::Level = $Test::Builder::Level + 1;
 
-    my $conf = $t->write_config(file => 'bad.conf', http => <<"EOT");
+    my ($rc, $out) = _storage_t($t, 'bad.conf', $args);
+    Test::More::isnt($rc, 0, "nginx -t refuses $args");
+    Test::More::like($out, $why, '... and says why');
+
+    return $out;
+}
+
+
+# nginx -t of "reductrai_storage $args;" with these variables in its
+# environment passes and names the credential source; returns the output.
+sub names_source {
+    my ($t, $args, $env, $source) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    local @ENV{ keys %$env } = values %$env;
+
+    my ($rc, $out) = _storage_t($t, 'source.conf', $args);
+    Test::More::is($rc, 0, "nginx -t passes $args");
+    Test::More::like($out, qr/"reductrai_storage": credentials: $source/,
+                     '... and names the credential source');
+
+    return $out;
+}
+
+
+# nginx -t of a configuration with "reductrai_storage $args;"
+sub _storage_t {
+    my ($t, $file, $args) = @_;
+    my $conf = $t->write_config(file => $file, http => <<"EOT");
     reductrai_storage $args;
     server {
         listen 127.0.0.1:%%PORT_bad%%;
         location / { reductrai on; reductrai_forward off; }
     }
 EOT
-    my ($rc, $out) = $t->nginx_t(conf => $conf);
-    Test::More::isnt($rc, 0, "nginx -t refuses $args");
-    Test::More::like($out, $why, '... and says why');
+    return $t->nginx_t(conf => $conf);
+}
 
-    return $out;
+
+# what t/node/identity.js counted: tokens issued, refused (and why), expired
+sub identity {
+    my ($self) = @_;
+    my $text = _slurp("$self->{data}/identity.json") // '{}';
+    return JSON::PP->new->decode($text);
+}
+
+
+# A credential source that fails (break->()): a record sent meanwhile is
+# acknowledged and waits in the spool, the error log and /health say why;
+# once heal->() it arrives and /health forgets the failure.  Returns the
+# seconds until the failure was logged.
+sub source_outage {
+    my ($t, %o) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my $what = $o{what};
+
+    $o{break}->();
+    my $mark = $t->log_mark;
+    my $t0 = Time::HiRes::time();
+
+    Test::More::is(send_json($t, '/api/v2/series', $o{rid}), 202,
+                   "$what: acknowledged");
+    Test::More::ok(wait_for(sub { $t->grep_log($o{why}, since => $mark) },
+                            $o{timeout} // 30, "$what logged"),
+                   "$what: the error log says why");
+    my $logged = Time::HiRes::time() - $t0;
+    my (undef, $h) = $t->health;
+    Test::More::like($h->{credentials}{error} // '', $o{why},
+                     "$what: /health says why");
+    Test::More::ok(wait_for(sub { $t->spool_segments >= 1 }, 10, 'segment'),
+                   "$what: the data waits in the spool");
+    Test::More::ok(!grep({ ($_->{body}{rid} // '') eq $o{rid} }
+                         $o{records}->()), "$what: not in the store");
+
+    $o{heal}->();
+    Test::More::ok(wait_rids($o{records}, "the record kept while $what",
+                             $o{rid}), "$what: it arrives once healed");
+    Test::More::ok(wait_for(sub {
+                       !exists(($t->health)[1]{credentials}{error})
+                   }, 10, 'error cleared'),
+                   "$what: /health forgets the failure");
+
+    return $logged;
+}
+
+
+# The objects under $prefix, read back with the storage tool, each once:
+# { key => read_archive_object }
+sub tool_objects {
+    my ($t, $uri, $params, $prefix, $cache) = @_;
+    my ($rc, $out) = tool($t, $uri, $params, 'list', $prefix);
+    return {} if $rc != 0;
+
+    my %o;
+    for my $line (split /\n/, $out) {
+        my ($key, $size) = split / /, $line;
+        unless ($cache->{$key} && $cache->{$key}{size} == $size) {
+            my ($grc, $bytes) = tool($t, $uri, $params, 'get', $key);
+            next if $grc != 0;
+            (my $file = $key) =~ s{/}{_}g;
+            my $path = $t->write_file("fetched-$file", $bytes);
+            $cache->{$key} = RdxTest::read_archive_object($path,
+                                                          key => $key);
+        }
+        $o{$key} = $cache->{$key};
+    }
+    return \%o;
 }
 
 

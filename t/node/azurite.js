@@ -6,6 +6,12 @@
 //   node t/node/azurite.js --port P --control C --dir DIR --account A
 //        --key BASE64 --container NAME --log FILE --ready FILE
 //
+//        [--tenant T --client-id C --federated-token-file F
+//         --identity-header H --lifetime S]
+//
+// With --tenant, the identity endpoints of t/node/identity.js answer on
+// the same port and blob requests may carry their bearer tokens.
+//
 // The ready file also carries account SAS tokens made with the key: "sas"
 // (read, write, list, create) and "sas_write" (create and write only).
 // The container is created with a Shared Key request signed here, in
@@ -19,6 +25,7 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 
 const { startProxy, parseArgs, writeReady, freePort } = require('./rdx-proxy');
+const identity = require('./identity');
 
 const args = parseArgs(process.argv.slice(2));
 const VERSION = '2021-08-06';
@@ -122,6 +129,15 @@ async function main() {
     target: { host: '127.0.0.1', port },
     log: args.log,
     digestCode: 'Md5Mismatch',
+    intercept: args.tenant ? identity.azure({
+      dir,
+      tenant: args.tenant,
+      clientId: args['client-id'],
+      tokenFile: args['federated-token-file'],
+      identityHeader: args['identity-header'],
+      lifetime: Number(args.lifetime || 3600),
+      sas: accountSas('rwlc'),
+    }) : null,
   });
 
   writeReady(args.ready, {

@@ -2,7 +2,10 @@
 
 // A small Google Cloud Storage for the tests, behind the recording proxy:
 // an OAuth2 token endpoint (POST /token) that verifies the RS256 JWT
-// assertion with the service account's public key, and the XML API
+// assertion with the service account's public key, the metadata server's
+// token endpoint (GET /computeMetadata/v1/.../token, which, like GKE's and
+// GCE's, answers only requests with "Metadata-Flavor: Google" and without
+// X-Forwarded-For), and the XML API
 // (objects, ranged GET, HEAD, ListObjectsV2, multipart uploads) that takes
 // only the tokens it issued, until they expire.
 //
@@ -28,10 +31,15 @@ const pageSize = Number(args.page || 1000);
 const bucketDir = path.join(args.dir, args.bucket);
 const uploadsDir = path.join(args.dir, '.uploads');
 const tokens = new Map();
-const stats = { issued: 0, refused_jwt: 0, unauthorized: 0, expired: 0 };
+const stats = {
+  issued: 0, refused_jwt: 0, unauthorized: 0, expired: 0, metadata: 0, metadata_refused: 0,
+};
 
+// renamed into place: a test reading it never sees it half written
 function saveStats() {
-  fs.writeFileSync(path.join(args.dir, 'tokens.json'), JSON.stringify(stats));
+  const file = path.join(args.dir, 'tokens.json');
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(stats));
+  fs.renameSync(`${file}.tmp`, file);
 }
 
 function send(res, status, body, headers = {}) {
@@ -94,14 +102,30 @@ function tokenEndpoint(req, res, body, audience) {
     return refuse('Invalid JWT: Token must be a short-lived token');
   }
 
+  return send(res, 200, JSON.stringify({
+    access_token: issue(), expires_in: lifetime, token_type: 'Bearer',
+  }), { 'content-type': 'application/json' });
+}
+
+function issue() {
   const token = `ya29.${crypto.randomBytes(24).toString('hex')}`;
   tokens.set(token, Date.now() + lifetime * 1000);
   stats.issued++;
   saveStats();
+  return token;
+}
 
+function metadataToken(req, res) {
+  if (req.headers['metadata-flavor'] !== 'Google' || req.headers['x-forwarded-for']) {
+    stats.metadata_refused++;
+    saveStats();
+    return send(res, 403, 'Missing required header: Metadata-Flavor', { 'content-type': 'text/html' });
+  }
+
+  stats.metadata++;
   return send(res, 200, JSON.stringify({
-    access_token: token, expires_in: lifetime, token_type: 'Bearer',
-  }), { 'content-type': 'application/json' });
+    access_token: issue(), expires_in: lifetime, token_type: 'Bearer',
+  }), { 'content-type': 'application/json', 'metadata-flavor': 'Google' });
 }
 
 function authorized(req, res) {
@@ -294,6 +318,9 @@ async function main() {
       try {
         if (req.method === 'POST' && url.pathname === '/token') {
           tokenEndpoint(req, res, body, audience);
+        } else if (req.method === 'GET'
+                   && url.pathname === '/computeMetadata/v1/instance/service-accounts/default/token') {
+          metadataToken(req, res);
         } else {
           storage(req, res, body, url);
         }

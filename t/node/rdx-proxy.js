@@ -8,7 +8,9 @@
 // match (s3rver and Azurite do not check them all). A control port takes
 // POST /down, /up (stop and resume accepting, as a store that goes away),
 // /fault (answer matching requests with a status, hang them, or reset the
-// connection) and /clear.
+// connection) and /clear. An intercept(req, res, body) given by the server
+// (identity.js) runs after the faults: it answers a request itself
+// (returns true) or may rewrite its URL and headers before it is forwarded.
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
@@ -19,7 +21,9 @@ function xmlError(code, message) {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
 }
 
-function startProxy({ port, target, log, control, digestCode = 'BadDigest' }) {
+function startProxy({
+  port, target, log, control, digestCode = 'BadDigest', intercept = null,
+}) {
   const state = { faults: [], sockets: new Set(), hung: new Set(), up: true };
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -54,7 +58,7 @@ function startProxy({ port, target, log, control, digestCode = 'BadDigest' }) {
       t: Date.now(),
       method: req.method,
       url: req.url,
-      headers: req.headers,
+      headers: { ...req.headers },
       len: body.length,
       sha256: crypto.createHash('sha256').update(body).digest('hex'),
       md5: crypto.createHash('md5').update(body).digest('base64'),
@@ -81,6 +85,17 @@ function startProxy({ port, target, log, control, digestCode = 'BadDigest' }) {
       }
 
       return answer(res, rec, fault.status || 500, fault.code || 'InternalError', 'injected by the test');
+    }
+
+    if (intercept) {
+      res.on('finish', () => {
+        if (rec.status === undefined) {
+          rec.status = res.statusCode;
+          rec.intercepted = true;
+          write(rec);
+        }
+      });
+      if (intercept(req, res, body)) return;
     }
 
     const sha = req.headers['x-amz-content-sha256'];

@@ -5,6 +5,10 @@
 //
 //   node t/node/s3rver.js --port P --control C --dir DIR --bucket B
 //        --access-key AK --secret-key SK --log FILE --ready FILE
+//        [--role-arn ARN --web-identity-token-file F --lifetime S]
+//
+// With --role-arn, STS AssumeRoleWithWebIdentity answers on the same port
+// (t/node/identity.js) and hands out temporary keys that s3rver takes.
 //
 // s3rver 5 lacks ListMultipartUploads and AbortMultipartUpload, which the
 // module uses to clean up uploads a crash left behind: they are added
@@ -32,6 +36,7 @@ const S3Error = require('@20minutes/s3rver/lib/models/error');
 const authentication = require('@20minutes/s3rver/lib/middleware/authentication');
 
 const { startProxy, parseArgs, writeReady } = require('./rdx-proxy');
+const identity = require('./identity');
 
 const args = parseArgs(process.argv.slice(2));
 
@@ -120,6 +125,13 @@ async function main() {
     control: Number(args.control),
     target: { host: '127.0.0.1', port: addr.port },
     log: args.log,
+    intercept: args['role-arn'] ? identity.sts({
+      dir: args.dir,
+      account: AWSAccount.DUMMY_ACCOUNT,
+      roleArn: args['role-arn'],
+      tokenFile: args['web-identity-token-file'],
+      lifetime: Number(args.lifetime || 3600),
+    }) : null,
   });
 
   writeReady(args.ready, { port: Number(args.port), backend: addr.port });
