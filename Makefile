@@ -5,6 +5,7 @@
 #   make test       install what is missing, build, run the test suite
 #   make asan       the module built with AddressSanitizer (objs/asan/)
 #   make test-asan  the test suite against the ASan build
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each (t/fuzz.mk)
 #
 # NGINX_SRC defaults to Debian's nginx-dev tree; an nginx.org tree works
 # too (it is configured --with-compat).

@@ -4,10 +4,7 @@
  *
  * libFuzzer target for the decoders and the record body:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address \
- *       -Ingx_http_reductrai_module/core t/fuzz/fuzz_decode.c \
- *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
- *       -lzstd -lz -lcrypto -lcurl -ljansson
+ *   make fuzz FUZZ_TARGETS=fuzz_decode   (t/fuzz.mk)
  *
  * The first byte picks the coding and the cap; the rest is the body.
  * Checks: no access out of bounds; the cap is kept, on the output and on
@@ -21,6 +18,7 @@
 #include "ngx_http_reductrai_decode.h"
 #include "ngx_http_reductrai_json.h"
 #include "ngx_http_reductrai_record.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,22 +28,11 @@
 #include <zstd.h>
 
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int fuzz_sink(void *data, const u_char *p, size_t len);
 static void fuzz_roundtrip(const u_char *in, size_t len);
 static void fuzz_record(ngx_http_reductrai_encoding_e enc, const u_char *in,
     size_t len, size_t max);
 static void fuzz_uri(const u_char *in, size_t len);
-
-
-#define fuzz_assert(cond)                                                    \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "assertion failed at %s:%d: %s\n",              \
-                    __FILE__, __LINE__, #cond);                              \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 
 int

@@ -4,10 +4,7 @@
  *
  * libFuzzer target for the JSON minifier and the string escaper:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address \
- *       -Ingx_http_reductrai_module/core t/fuzz/fuzz_json.c \
- *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
- *       -lzstd -lz -lcrypto -lcurl -ljansson
+ *   make fuzz FUZZ_TARGETS=fuzz_json   (t/fuzz.mk)
  *
  * Checks: no access out of bounds (inputs are copied into buffers of their
  * exact size); what validates minifies to a fixed point that validates
@@ -17,6 +14,7 @@
 
 
 #include "ngx_http_reductrai_json.h"
+#include "fuzz.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,18 +23,7 @@
 #include <jansson.h>
 
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static size_t fuzz_depth(const u_char *p, size_t len);
-
-
-#define fuzz_assert(cond)                                                    \
-    do {                                                                     \
-        if (!(cond)) {                                                       \
-            fprintf(stderr, "assertion failed at %s:%d: %s\n",              \
-                    __FILE__, __LINE__, #cond);                              \
-            abort();                                                         \
-        }                                                                    \
-    } while (0)
 
 
 int
