@@ -825,6 +825,11 @@ ngx_http_reductrai_storage(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_http_reductrai_secret_warning((char *) err, sizeof(err))) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0, "\"reductrai_storage\": %s",
+                           err);
+    }
+
     cln = ngx_pool_cleanup_add(cf->pool, 0);
     if (cln == NULL) {
         ngx_http_reductrai_storage_destroy(rmcf->storage);
