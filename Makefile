@@ -5,6 +5,8 @@
 #   make test       install what is missing, build, run the test suite
 #   make asan       the module built with AddressSanitizer (objs/asan/)
 #   make test-asan  the test suite against the ASan build
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (60) each (t/fuzz.mk)
+#   make analyze    cppcheck and gcc -fanalyzer over module, core and CLI
 #
 # NGINX_SRC defaults to Debian's nginx-dev tree; an nginx.org tree works
 # too (it is configured --with-compat).
@@ -28,7 +30,8 @@ CORE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
 
-ASAN_FLAGS  := -fsanitize=address -fno-omit-frame-pointer
+ASAN_FLAGS  := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
 NODE_DIR    := t/node
 
 # parts of the build that live with their code (cli/, bench/, packaging/)
@@ -41,7 +44,7 @@ TEST_TARGETS := module unit node
 
 include $(wildcard */*.mk)
 
-.PHONY: all module unit asan node deps run test test-asan clean
+.PHONY: all module unit asan node deps run test test-asan analyze clean
 
 all: $(ALL_TARGETS)
 
@@ -84,6 +87,30 @@ test-asan:
 	tools/deps.sh test
 	$(MAKE) asan $(TEST_TARGETS)
 	TEST_NGINX_ASAN=1 prove -r t/
+
+# static analysis: the core and CLI alone, the module with nginx's headers
+# (as configured by the module build); every file is analysed, and any
+# finding fails the target at the end
+ANALYZE_INC := $(addprefix -I$(BUILD)/nginx/,objs src/core src/event \
+                 src/event/modules src/os/unix src/http src/http/modules)
+
+analyze: module
+	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	    --enable=warning,portability -I$(CORE_DIR) -Icli \
+	    $(CORE_DIR) cli
+	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \
+	    --enable=warning,portability -I$(CORE_DIR) $(ANALYZE_INC) \
+	    ngx_http_reductrai_module/*.c
+	rc=0; \
+	for f in $(CORE_SRCS) $(CLI_MAIN) $(CLI_SRCS); do \
+	    gcc -fanalyzer -O1 -std=gnu11 -Werror -I$(CORE_DIR) -Icli \
+	        -c -o /dev/null $$f || rc=1; \
+	done; \
+	for f in ngx_http_reductrai_module/*.c; do \
+	    gcc -fanalyzer -O1 -std=gnu11 -Werror -I$(CORE_DIR) $(ANALYZE_INC) \
+	        -c -o /dev/null $$f || rc=1; \
+	done; \
+	exit $$rc
 
 clean:
 	rm -rf $(OBJS) $(BUILD)

@@ -654,6 +654,7 @@ ngx_http_reductrai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_reductrai_loc_conf_t *prev = parent;
     ngx_http_reductrai_loc_conf_t *conf = child;
 
+    ngx_str_t                       *name;
     ngx_uint_t                       forwards;
     ngx_http_core_loc_conf_t        *clcf;
     ngx_http_reductrai_main_conf_t  *rmcf;
@@ -700,6 +701,29 @@ ngx_http_reductrai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     rmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_reductrai_module);
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+
+    /* names known now get their slots when the zone is set up (shm.c) */
+
+    if (conf->stream == NULL || conf->stream->lengths == NULL) {
+        if (rmcf->streams == NULL) {
+            rmcf->streams = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+            if (rmcf->streams == NULL) {
+                return NGX_CONF_ERROR;
+            }
+        }
+
+        name = ngx_array_push(rmcf->streams);
+        if (name == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        if (conf->stream == NULL) {
+            ngx_str_set(name, "default");
+
+        } else {
+            *name = conf->stream->value;
+        }
+    }
 
     forwards = conf->forward != 0;
 
@@ -805,6 +829,11 @@ ngx_http_reductrai_storage(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "\"reductrai_storage\": %s", err);
         return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_reductrai_secret_warning((char *) err, sizeof(err))) {
+        ngx_conf_log_error(NGX_LOG_WARN, cf, 0, "\"reductrai_storage\": %s",
+                           err);
     }
 
     cln = ngx_pool_cleanup_add(cf->pool, 0);

@@ -41,6 +41,12 @@
 #define NGX_HTTP_REDUCTRAI_STREAMS        16
 #define NGX_HTTP_REDUCTRAI_OTHER          NGX_HTTP_REDUCTRAI_STREAMS
 #define NGX_HTTP_REDUCTRAI_SLOTS          (NGX_HTTP_REDUCTRAI_STREAMS + 1)
+/*
+ * names that only a variable gives (reductrai_stream $arg_s: chosen by
+ * clients) take at most this many slots; the rest stay for names a later
+ * reload configures, since slots are kept across reloads
+ */
+#define NGX_HTTP_REDUCTRAI_DYNAMIC        12
 
 #define NGX_HTTP_REDUCTRAI_ASYNC          0
 #define NGX_HTTP_REDUCTRAI_WRITE          1
@@ -93,6 +99,7 @@ typedef struct {
     ngx_uint_t                       durability;
     ngx_msec_t                       commit_timeout;
     ngx_shm_zone_t                  *shm_zone;
+    ngx_array_t                     *streams;     /* static names */
     ngx_int_t                        request_id_index;
     ngx_uint_t                       tapped;      /* "reductrai on" seen */
     ngx_uint_t                       rejecting;   /* a location may reject */
@@ -149,6 +156,7 @@ typedef struct {
     ngx_atomic_t                     last_ok_ms;    /* vendor answered */
     ngx_atomic_t                     last_err_ms;   /* vendor failed */
     ngx_atomic_t                     failing;       /* consecutive failures */
+    ngx_atomic_t                     stream_overflow; /* counted as other */
 } ngx_http_reductrai_shm_t;
 
 

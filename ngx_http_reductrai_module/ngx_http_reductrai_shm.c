@@ -4,7 +4,8 @@
  *
  * Counters of the whole instance, in a shared memory zone that every worker
  * updates with atomic operations; the zone is kept across reloads, so the
- * counters are too.  The slab mutex guards only the stream name registry.
+ * counters are too.  The slab mutex guards only additions to the stream
+ * name registry.
  */
 
 
@@ -16,6 +17,8 @@
 
 static ngx_int_t ngx_http_reductrai_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
+static ngx_uint_t ngx_http_reductrai_add_slot(ngx_http_reductrai_shm_t *sh,
+    ngx_str_t *name, ngx_uint_t max);
 static ngx_int_t ngx_http_reductrai_find_slot(ngx_http_reductrai_shm_t *sh,
     ngx_str_t *name);
 
@@ -48,28 +51,63 @@ ngx_http_reductrai_shm_add(ngx_conf_t *cf,
 static ngx_int_t
 ngx_http_reductrai_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
-    ngx_slab_pool_t           *shpool;
-    ngx_http_reductrai_shm_t  *sh;
+    ngx_str_t                       *name;
+    ngx_uint_t                       i;
+    ngx_slab_pool_t                 *shpool;
+    ngx_http_reductrai_shm_t        *sh;
+    ngx_http_reductrai_main_conf_t  *rmcf;
+
+    rmcf = shm_zone->data;
+    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     if (data != NULL) {
         /* a reload: keep counting where the old configuration stopped */
-        shm_zone->data = data;
+        sh = data;
+
+    } else {
+        sh = ngx_slab_calloc(shpool, sizeof(ngx_http_reductrai_shm_t));
+        if (sh == NULL) {
+            return NGX_ERROR;
+        }
+
+        sh->start_time = ngx_time();
+
+        ngx_memcpy(sh->streams[NGX_HTTP_REDUCTRAI_OTHER].name, "other", 6);
+        sh->streams[NGX_HTTP_REDUCTRAI_OTHER].ready = 1;
+    }
+
+    shm_zone->data = sh;
+
+    /*
+     * The configured names first, in the master, so that names clients
+     * choose never take their slots; on a reload, the old workers may be
+     * adding names meanwhile: under the lock.
+     */
+
+    if (rmcf->streams == NULL) {
         return NGX_OK;
     }
 
-    shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+    name = rmcf->streams->elts;
 
-    sh = ngx_slab_calloc(shpool, sizeof(ngx_http_reductrai_shm_t));
-    if (sh == NULL) {
-        return NGX_ERROR;
+    ngx_shmtx_lock(&shpool->mutex);
+
+    for (i = 0; i < rmcf->streams->nelts; i++) {
+        if (ngx_http_reductrai_add_slot(sh, &name[i],
+                                        NGX_HTTP_REDUCTRAI_STREAMS)
+            == NGX_HTTP_REDUCTRAI_OTHER
+            && !(name[i].len == 5
+                 && ngx_strncmp(name[i].data, "other", 5) == 0))
+        {
+            ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                          "reductrai stream \"%V\" is counted as \"other\": "
+                          "the %d stream slots are taken (names stay until "
+                          "nginx restarts)", &name[i],
+                          NGX_HTTP_REDUCTRAI_STREAMS);
+        }
     }
 
-    sh->start_time = ngx_time();
-
-    ngx_memcpy(sh->streams[NGX_HTTP_REDUCTRAI_OTHER].name, "other", 6);
-    sh->streams[NGX_HTTP_REDUCTRAI_OTHER].ready = 1;
-
-    shm_zone->data = sh;
+    ngx_shmtx_unlock(&shpool->mutex);
 
     return NGX_OK;
 }
@@ -98,24 +136,31 @@ ngx_http_reductrai_shm(void)
 
 /*
  * Streams get one of 16 slots in the order they first appear in this
- * instance; names beyond that, and invalid ones, count as "other".  Names
- * are written once, before "ready", so lookups need no lock.
+ * instance, the configured names first (init_zone); a name that only a
+ * variable gives takes one of the first NGX_HTTP_REDUCTRAI_DYNAMIC.  Names
+ * beyond that, and invalid ones, count as "other", and as an overflow.
+ * Names are written once, before "ready", and slots fill in order, so
+ * lookups need no lock, and once the last slot a new name may take is
+ * ready, no request takes the lock again: a client sending a new name with
+ * every request costs a scan of 16 names, not the cross-worker mutex.
  */
 
 ngx_uint_t
 ngx_http_reductrai_stream_slot(ngx_str_t *name)
 {
     ngx_int_t                  slot;
-    ngx_uint_t                 i;
+    ngx_uint_t                 added;
     ngx_slab_pool_t           *shpool;
     ngx_http_reductrai_shm_t  *sh;
 
     sh = ngx_http_reductrai_sh;
 
-    if (!ngx_http_reductrai_valid_stream(name->data, name->len)
-        || (name->len == 5 && ngx_strncmp(name->data, "other", 5) == 0))
-    {
+    if (name->len == 5 && ngx_strncmp(name->data, "other", 5) == 0) {
         return NGX_HTTP_REDUCTRAI_OTHER;
+    }
+
+    if (!ngx_http_reductrai_valid_stream(name->data, name->len)) {
+        goto overflow;
     }
 
     slot = ngx_http_reductrai_find_slot(sh, name);
@@ -123,29 +168,56 @@ ngx_http_reductrai_stream_slot(ngx_str_t *name)
         return slot;
     }
 
+    if (sh->streams[NGX_HTTP_REDUCTRAI_DYNAMIC - 1].ready) {
+        goto overflow;
+    }
+
     shpool = (ngx_slab_pool_t *) ngx_http_reductrai_worker_conf()
                                  ->shm_zone->shm.addr;
 
     ngx_shmtx_lock(&shpool->mutex);
 
-    slot = ngx_http_reductrai_find_slot(sh, name);
-
-    if (slot < 0) {
-        for (i = 0; i < NGX_HTTP_REDUCTRAI_STREAMS; i++) {
-            if (!sh->streams[i].ready) {
-                ngx_memcpy(sh->streams[i].name, name->data, name->len);
-                sh->streams[i].name[name->len] = '\0';
-                ngx_memory_barrier();
-                sh->streams[i].ready = 1;
-                slot = i;
-                break;
-            }
-        }
-    }
+    added = ngx_http_reductrai_add_slot(sh, name, NGX_HTTP_REDUCTRAI_DYNAMIC);
 
     ngx_shmtx_unlock(&shpool->mutex);
 
-    return slot >= 0 ? (ngx_uint_t) slot : NGX_HTTP_REDUCTRAI_OTHER;
+    if (added != NGX_HTTP_REDUCTRAI_OTHER) {
+        return added;
+    }
+
+overflow:
+
+    (void) ngx_atomic_fetch_add(&sh->stream_overflow, 1);
+
+    return NGX_HTTP_REDUCTRAI_OTHER;
+}
+
+
+/* the slot of name, added among the first max when new; under the lock */
+
+static ngx_uint_t
+ngx_http_reductrai_add_slot(ngx_http_reductrai_shm_t *sh, ngx_str_t *name,
+    ngx_uint_t max)
+{
+    ngx_int_t   slot;
+    ngx_uint_t  i;
+
+    slot = ngx_http_reductrai_find_slot(sh, name);
+    if (slot >= 0) {
+        return slot;
+    }
+
+    for (i = 0; i < max; i++) {
+        if (!sh->streams[i].ready) {
+            ngx_memcpy(sh->streams[i].name, name->data, name->len);
+            sh->streams[i].name[name->len] = '\0';
+            ngx_memory_barrier();
+            sh->streams[i].ready = 1;
+            return i;
+        }
+    }
+
+    return NGX_HTTP_REDUCTRAI_OTHER;
 }
 
 

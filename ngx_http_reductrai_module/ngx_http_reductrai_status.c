@@ -547,6 +547,10 @@ ngx_http_reductrai_metrics_handler(ngx_http_request_t *r)
     ngx_http_reductrai_value("reductrai_archive_dropped_total", "counter",
         "Requests passed on without being archived (bypass policy).",
         "%uA", sh->dropped);
+    ngx_http_reductrai_value("reductrai_stream_overflow_total", "counter",
+        "Tapped requests counted as stream \"other\" because their stream "
+        "name was invalid or no slot was left for it.",
+        "%uA", sh->stream_overflow);
     ngx_http_reductrai_value("reductrai_health_status", "gauge",
         "1 when ready to accept requests, 0 when not.", "%ui",
         ngx_http_reductrai_ready());

@@ -1176,8 +1176,9 @@ size_t
 ngx_http_reductrai_http_xml_unescape(const char *p, const char *end, char *buf,
     size_t size)
 {
-    char          *semi;
+    int            hex, v;
     size_t         n, i;
+    const char    *semi, *d;
     unsigned long  cp;
 
     static const struct {
@@ -1212,13 +1213,35 @@ ngx_http_reductrai_http_xml_unescape(const char *p, const char *end, char *buf,
             continue;
         }
 
-        if ((size_t) (end - p) > 3 && p[1] == '#') {
-            cp = (p[2] == 'x') ? strtoul(p + 3, &semi, 16)
-                               : strtoul(p + 2, &semi, 10);
+        /*
+         * &#N; and &#xN; by hand: strtoul() would read past end (the text
+         * is a slice of the answer, not a string) and take "&# +65;"
+         */
 
-            if (semi < end && *semi == ';' && cp > 0 && cp < 0x80) {
+        if ((size_t) (end - p) > 3 && p[1] == '#') {
+            hex = (p[2] == 'x');
+            semi = (char *) p + (hex ? 3 : 2);
+            cp = 0;
+
+            for (d = semi; d < end; d++) {
+                v = (*d >= '0' && *d <= '9') ? *d - '0'
+                    : (hex && (*d | 0x20) >= 'a' && (*d | 0x20) <= 'f')
+                      ? (*d | 0x20) - 'a' + 10 : -1;
+
+                if (v < 0) {
+                    break;
+                }
+
+                cp = cp * (hex ? 16 : 10) + (unsigned long) v;
+
+                if (cp >= 0x80) {
+                    cp = 0x80;  /* not decoded; and no overflow */
+                }
+            }
+
+            if (d > semi && d < end && *d == ';' && cp > 0 && cp < 0x80) {
                 buf[n++] = (char) cp;
-                p = semi + 1;
+                p = d + 1;
                 continue;
             }
         }

@@ -44,9 +44,26 @@ typedef struct {
 } ngx_http_reductrai_credential_t;
 
 
+typedef struct {
+    const u_char              *p;         /* where the scan resumes */
+    const u_char              *query;     /* the '?', or end */
+    const u_char              *end;
+    unsigned                   input:1;   /* the last segment was "input" */
+} ngx_http_reductrai_scan_t;
+
+
 static u_char *ngx_http_reductrai_sprint_size(u_char *p, size_t n);
+static int ngx_http_reductrai_scan_secret(ngx_http_reductrai_scan_t *scan,
+    const u_char **start, const u_char **end, unsigned *api_key);
+static void ngx_http_reductrai_scan_init(ngx_http_reductrai_scan_t *scan,
+    const u_char *uri, size_t len);
 static size_t ngx_http_reductrai_redact(u_char *dst, const u_char *uri,
     size_t len);
+static unsigned ngx_http_reductrai_is_pct_slash(const u_char *p,
+    const u_char *end);
+static int ngx_http_reductrai_hexval(u_char c);
+static unsigned ngx_http_reductrai_name_eq(const u_char *p,
+    const u_char *end, const char *name, size_t len);
 static const ngx_http_reductrai_credential_t *
     ngx_http_reductrai_credential(const u_char *name, size_t len);
 
@@ -333,7 +350,132 @@ ngx_http_reductrai_redact_uri(u_char *dst, const u_char *uri, size_t len)
 
 
 /*
- * Walks the query once, either writing (dst != NULL) or only counting, so
+ * Credentials hide in three places of a request target: the value of a
+ * query parameter whose name is a credential name, however it is spelled
+ * ("api%5Fkey", parameters separated by ';' as well as '&'), and the path
+ * segment after an "input" segment (Datadog's logs intake v1 takes its API
+ * key as /v1/input/<KEY>).  The scanner returns them one at a time, in
+ * order; redaction and api_key_fp both use it, so what one finds the other
+ * cannot miss.  Names are compared after percent-decoding, case
+ * insensitively; "%2F" separates path segments as '/' does, and empty,
+ * "." and ".." segments are skipped, so /v1//input/./KEY, /v1/input/../
+ * input/KEY and /v1%2Finput%2FKEY are all caught.  The path rule does not
+ * require "v1" before "input": a false positive only hides a harmless path
+ * segment, a false negative archives a key.
+ */
+
+static int
+ngx_http_reductrai_scan_secret(ngx_http_reductrai_scan_t *scan,
+    const u_char **start, const u_char **end, unsigned *api_key)
+{
+    const u_char                           *p, *e, *seg, *stop, *eq;
+    const ngx_http_reductrai_credential_t  *c;
+
+    p = scan->p;
+
+    /* the path: segments separated by '/' or "%2F" */
+
+    while (p < scan->query) {
+        seg = p;
+
+        while (p < scan->query && *p != '/'
+               && !ngx_http_reductrai_is_pct_slash(p, scan->query))
+        {
+            p++;
+        }
+
+        e = p;
+
+        if (p < scan->query) {
+            p += (*p == '/') ? 1 : 3;
+        }
+
+        stop = memchr(seg, ';', e - seg);
+        if (stop == NULL) {
+            stop = e;
+        }
+
+        if (ngx_http_reductrai_name_eq(seg, stop, "", 0)
+            || ngx_http_reductrai_name_eq(seg, stop, ".", 1)
+            || ngx_http_reductrai_name_eq(seg, stop, "..", 2))
+        {
+            continue;
+        }
+
+        if (ngx_http_reductrai_name_eq(seg, stop, "input", 5)) {
+            scan->input = 1;
+            continue;
+        }
+
+        if (scan->input) {
+            scan->input = 0;
+            scan->p = p;
+            *start = seg;
+            *end = e;
+            *api_key = 1;
+            return 1;
+        }
+    }
+
+    if (p == scan->query && p < scan->end) {
+        p++;  /* the '?' */
+    }
+
+    /* the query: name=value pairs separated by '&' or ';' */
+
+    while (p < scan->end) {
+        seg = p;
+
+        while (p < scan->end && *p != '&' && *p != ';') {
+            p++;
+        }
+
+        e = p;
+
+        if (p < scan->end) {
+            p++;
+        }
+
+        eq = memchr(seg, '=', e - seg);
+
+        if (eq == NULL || eq + 1 == e) {
+            continue;
+        }
+
+        c = ngx_http_reductrai_credential(seg, eq - seg);
+
+        if (c != NULL) {
+            scan->p = p;
+            *start = eq + 1;
+            *end = e;
+            *api_key = c->api_key;
+            return 1;
+        }
+    }
+
+    scan->p = scan->end;
+
+    return 0;
+}
+
+
+static void
+ngx_http_reductrai_scan_init(ngx_http_reductrai_scan_t *scan,
+    const u_char *uri, size_t len)
+{
+    const u_char  *q;
+
+    q = (len != 0) ? memchr(uri, '?', len) : NULL;
+
+    scan->p = uri;
+    scan->end = uri + len;
+    scan->query = (q != NULL) ? q : scan->end;
+    scan->input = 0;
+}
+
+
+/*
+ * Walks the target once, either writing (dst != NULL) or only counting, so
  * the length is exact and both always agree.  An empty value is left as it
  * is: there is nothing to hide, and "REDACTED" would suggest a credential.
  */
@@ -341,64 +483,36 @@ ngx_http_reductrai_redact_uri(u_char *dst, const u_char *uri, size_t len)
 static size_t
 ngx_http_reductrai_redact(u_char *dst, const u_char *uri, size_t len)
 {
-    size_t         size, n;
-    const u_char  *p, *end, *amp, *eq;
+    size_t                     size;
+    unsigned                   api_key;
+    const u_char              *p, *start, *end;
+    ngx_http_reductrai_scan_t  scan;
 
     if (len == 0) {
         return 0;
     }
 
-    end = uri + len;
+    ngx_http_reductrai_scan_init(&scan, uri, len);
 
-    p = memchr(uri, '?', len);
-    p = (p != NULL) ? p + 1 : end;
+    p = uri;
+    size = 0;
 
-    size = p - uri;
-
-    if (dst != NULL) {
-        dst = ngx_http_reductrai_cpymem(dst, uri, size);
-    }
-
-    while (p < end) {
-        amp = memchr(p, '&', end - p);
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = memchr(p, '=', amp - p);
-
-        if (eq != NULL && eq + 1 < amp
-            && ngx_http_reductrai_credential(p, eq - p) != NULL)
-        {
-            n = eq + 1 - p;
-            size += n + sizeof(NGX_HTTP_REDUCTRAI_REDACTED) - 1;
-
-            if (dst != NULL) {
-                dst = ngx_http_reductrai_cpymem(dst, p, n);
-                dst = ngx_http_reductrai_cpystr(dst,
-                                                NGX_HTTP_REDUCTRAI_REDACTED);
-            }
-
-        } else {
-            n = amp - p;
-            size += n;
-
-            if (dst != NULL) {
-                dst = ngx_http_reductrai_cpymem(dst, p, n);
-            }
-        }
-
-        if (amp == end) {
-            break;
-        }
-
-        size++;
+    while (ngx_http_reductrai_scan_secret(&scan, &start, &end, &api_key)) {
+        size += (start - p) + sizeof(NGX_HTTP_REDUCTRAI_REDACTED) - 1;
 
         if (dst != NULL) {
-            *dst++ = '&';
+            dst = ngx_http_reductrai_cpymem(dst, p, start - p);
+            dst = ngx_http_reductrai_cpystr(dst,
+                                            NGX_HTTP_REDUCTRAI_REDACTED);
         }
 
-        p = amp + 1;
+        p = end;
+    }
+
+    size += (uri + len) - p;
+
+    if (dst != NULL) {
+        (void) ngx_http_reductrai_cpymem(dst, p, (uri + len) - p);
     }
 
     return size;
@@ -408,52 +522,93 @@ ngx_http_reductrai_redact(u_char *dst, const u_char *uri, size_t len)
 ngx_http_reductrai_str_t
 ngx_http_reductrai_uri_credential(const u_char *uri, size_t len)
 {
-    const u_char                           *p, *end, *amp, *eq;
-    ngx_http_reductrai_str_t                value;
-    const ngx_http_reductrai_credential_t  *c;
+    unsigned                   api_key;
+    const u_char              *start, *end;
+    ngx_http_reductrai_str_t   value;
+    ngx_http_reductrai_scan_t  scan;
 
     value.data = NULL;
     value.len = 0;
 
-    if (len == 0) {
-        return value;
-    }
+    ngx_http_reductrai_scan_init(&scan, uri, len);
 
-    end = uri + len;
-
-    p = memchr(uri, '?', len);
-    if (p == NULL) {
-        return value;
-    }
-
-    p++;
-
-    while (p < end) {
-        amp = memchr(p, '&', end - p);
-        if (amp == NULL) {
-            amp = end;
-        }
-
-        eq = memchr(p, '=', amp - p);
-
-        if (eq != NULL && eq + 1 < amp) {
-            c = ngx_http_reductrai_credential(p, eq - p);
-
-            if (c != NULL && c->api_key) {
-                value.data = eq + 1;
-                value.len = amp - (eq + 1);
-                return value;
-            }
-        }
-
-        if (amp == end) {
+    while (ngx_http_reductrai_scan_secret(&scan, &start, &end, &api_key)) {
+        if (api_key) {
+            value.data = start;
+            value.len = end - start;
             break;
         }
-
-        p = amp + 1;
     }
 
     return value;
+}
+
+
+static unsigned
+ngx_http_reductrai_is_pct_slash(const u_char *p, const u_char *end)
+{
+    return end - p >= 3 && p[0] == '%' && p[1] == '2'
+           && (p[2] == 'F' || p[2] == 'f');
+}
+
+
+static int
+ngx_http_reductrai_hexval(u_char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+/*
+ * Whether [p, end) percent-decodes to name (ASCII, case insensitive).  A
+ * malformed escape is compared as the literal '%' it stands for.
+ */
+
+static unsigned
+ngx_http_reductrai_name_eq(const u_char *p, const u_char *end,
+    const char *name, size_t len)
+{
+    int     hi, lo;
+    u_char  c;
+    size_t  i;
+
+    for (i = 0; p < end; i++) {
+        c = *p++;
+
+        if (c == '%' && end - p >= 2) {
+            hi = ngx_http_reductrai_hexval(p[0]);
+            lo = ngx_http_reductrai_hexval(p[1]);
+
+            if (hi >= 0 && lo >= 0) {
+                c = (u_char) (hi * 16 + lo);
+                p += 2;
+            }
+        }
+
+        if (i == len) {
+            return 0;
+        }
+
+        if (c >= 'A' && c <= 'Z') {
+            c |= 0x20;
+        }
+
+        if (c != (u_char) name[i]) {
+            return 0;
+        }
+    }
+
+    return i == len;
 }
 
 
@@ -463,7 +618,7 @@ ngx_http_reductrai_credential(const u_char *name, size_t len)
     const ngx_http_reductrai_credential_t  *c;
 
     for (c = ngx_http_reductrai_credentials; c->name != NULL; c++) {
-        if (c->len == len && strncasecmp(c->name, (char *) name, len) == 0) {
+        if (ngx_http_reductrai_name_eq(name, name + len, c->name, c->len)) {
             return c;
         }
     }

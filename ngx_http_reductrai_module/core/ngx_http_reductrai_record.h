@@ -77,18 +77,23 @@ void ngx_http_reductrai_record_encoder_free(
     ngx_http_reductrai_record_encoder_t *enc);
 
 /*
- * Copies a request target, replacing the values of credential query
- * parameters (api_key, apikey, api-key, dd-api-key, dd_api_key,
- * application_key, dd-application-key, app_key, token, access_token,
- * auth_token, x-api-key, license_key, password, secret, sig, signature; case
- * insensitive) with "REDACTED".  redact_uri_len() is an upper bound of the
- * output size.
+ * Copies a request target, replacing with "REDACTED" the values of
+ * credential query parameters (api_key, apikey, api-key, dd-api-key,
+ * dd_api_key, application_key, dd-application-key, app_key, token,
+ * access_token, auth_token, x-api-key, license_key, password, secret, sig,
+ * signature; case insensitive, compared after percent-decoding, separated
+ * by '&' or ';') and the path segment after an "input" segment (Datadog's
+ * logs intake v1: /v1/input/<API_KEY>).  redact_uri_len() is an upper bound
+ * of the output size.
  */
 size_t ngx_http_reductrai_redact_uri_len(const u_char *uri, size_t len);
 size_t ngx_http_reductrai_redact_uri(u_char *dst, const u_char *uri,
     size_t len);
 
-/* the value of the first credential query parameter, for api_key_fp */
+/*
+ * the first API key in a request target, for api_key_fp: the path key of
+ * /v1/input/<KEY>, else the first api_key-like query parameter
+ */
 ngx_http_reductrai_str_t ngx_http_reductrai_uri_credential(const u_char *uri,
     size_t len);
 

@@ -43,10 +43,18 @@ static int ngx_http_reductrai_storage_split(ngx_http_reductrai_storage_t *st,
     size_t errlen);
 static int ngx_http_reductrai_storage_param(ngx_http_reductrai_storage_t *st,
     const char *param, unsigned mask, char *err, size_t errlen);
+static int ngx_http_reductrai_secret_open(const char *path, char *err,
+    size_t errlen);
+static int ngx_http_reductrai_storage_cleartext(
+    ngx_http_reductrai_storage_t *st, char *err, size_t errlen);
 static int64_t ngx_http_reductrai_parse_size(const char *s);
 static long ngx_http_reductrai_parse_msec(const char *s);
 static void ngx_http_reductrai_conf_free(
     ngx_http_reductrai_storage_conf_t *conf);
+
+
+/* the last secret file warning of this thread (read_secret_file) */
+static __thread char  ngx_http_reductrai_secret_warn[320];
 
 
 static const ngx_http_reductrai_param_t  ngx_http_reductrai_params[] = {
@@ -122,6 +130,7 @@ ngx_http_reductrai_storage_create(const char *uri, int nparams,
     st->conf.timeout = 300000;
     st->conf.multipart_threshold = 64 * 1024 * 1024;
     st->conf.part_size = 16 * 1024 * 1024;
+    st->conf.file_mode = 0640;
 
     if (ngx_http_reductrai_storage_split(st, uri, base, &mask, err, errlen)
         != 0)
@@ -145,7 +154,9 @@ ngx_http_reductrai_storage_create(const char *uri, int nparams,
         goto failed;
     }
 
-    if (st->backend->create(st, err, errlen) != 0) {
+    if (st->backend->create(st, err, errlen) != 0
+        || ngx_http_reductrai_storage_cleartext(st, err, errlen) != 0)
+    {
         goto failed;
     }
 
@@ -156,6 +167,66 @@ failed:
     ngx_http_reductrai_storage_destroy(st);
 
     return NULL;
+}
+
+
+/*
+ * An Azure SAS travels in the query of every request, a GCS OAuth token in
+ * its Authorization header: over http:// anyone on the path may take and
+ * use them, so that needs insecure_http=on.  Loopback is allowed without
+ * it: what goes to 127.0.0.0/8 or ::1 never leaves this host, and who can
+ * read loopback traffic can read the secret files too (a local TLS proxy,
+ * the test servers).  S3 and Azure Shared Key sign requests and never send
+ * the secret itself.
+ */
+
+static int
+ngx_http_reductrai_storage_cleartext(ngx_http_reductrai_storage_t *st,
+    char *err, size_t errlen)
+{
+    size_t       n;
+    const char  *ep, *host, *what;
+
+    ep = st->conf.endpoint;
+
+    if (ep == NULL || strncasecmp(ep, "http://", 7) != 0
+        || st->conf.insecure_http)
+    {
+        return 0;
+    }
+
+    if (st->conf.sas != NULL) {
+        what = "an Azure SAS";
+
+    } else if (strcmp(st->backend->scheme, "s3") == 0
+               && st->bucket != NULL && st->conf.access_key == NULL
+               && strncmp(st->uri, "gs://", 5) == 0)
+    {
+        what = "a GCS OAuth token";
+
+    } else {
+        return 0;
+    }
+
+    host = ep + 7;
+    n = strcspn(host, ":/?");
+
+    if (host[0] == '[') {
+        n = strcspn(host, "]") + 1;
+    }
+
+    if ((n == 9 && strncasecmp(host, "localhost", 9) == 0)
+        || (n >= 9 && strncmp(host, "127.", 4) == 0)
+        || (n == 5 && strncmp(host, "[::1]", 5) == 0))
+    {
+        return 0;
+    }
+
+    snprintf(err, errlen, "endpoint \"%s\" is http://: %s would be sent "
+             "in clear text (use https://, or insecure_http=on if you mean "
+             "it)", ep, what);
+
+    return -1;
 }
 
 
@@ -287,17 +358,31 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
     ssize_t      n;
     struct stat  sb;
 
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    fd = ngx_http_reductrai_secret_open(path, err, errlen);
     if (fd == -1) {
-        snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path,
-                 errno, strerror(errno));
         return NULL;
     }
 
-    if (fstat(fd, &sb) == -1 || sb.st_size > 1024 * 1024) {
+    if (fstat(fd, &sb) == -1) {
+        snprintf(err, errlen, "fstat() \"%s\" failed (%d: %s)", path,
+                 errno, strerror(errno));
+        (void) close(fd);
+        return NULL;
+    }
+
+    if (!S_ISREG(sb.st_mode) || sb.st_size > 1024 * 1024) {
         snprintf(err, errlen, "\"%s\" is not a small regular file", path);
         (void) close(fd);
         return NULL;
+    }
+
+    if (sb.st_mode & (S_IRGRP | S_IROTH)) {
+        snprintf(ngx_http_reductrai_secret_warn,
+                 sizeof(ngx_http_reductrai_secret_warn),
+                 "the secret file \"%s\" may be read by %s (mode %04o): "
+                 "make it readable by its owner only", path,
+                 (sb.st_mode & S_IROTH) ? "anyone" : "its group",
+                 (unsigned) (sb.st_mode & 07777));
     }
 
     buf = malloc((size_t) sb.st_size + 1);
@@ -327,6 +412,85 @@ ngx_http_reductrai_read_secret_file(const char *path, char *err,
     buf[len] = '\0';
 
     return buf;
+}
+
+
+/*
+ * O_NONBLOCK: opening a FIFO without a writer must not wait (nginx -t would
+ * hang); O_NOFOLLOW: a link is followed only into its own directory.
+ */
+
+static int
+ngx_http_reductrai_secret_open(const char *path, char *err, size_t errlen)
+{
+    int     fd;
+    char   *real, *dir, *rdir, *slash;
+    size_t  len;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+    if (fd != -1 || errno != ELOOP) {
+        if (fd == -1) {
+            snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", path,
+                     errno, strerror(errno));
+        }
+
+        return fd;
+    }
+
+    real = realpath(path, NULL);
+    dir = strdup(path);
+    rdir = NULL;
+
+    if (dir != NULL) {
+        slash = strrchr(dir, '/');
+
+        if (slash == NULL) {
+            strcpy(dir, ".");
+
+        } else {
+            slash[slash == dir ? 1 : 0] = '\0';
+        }
+
+        rdir = realpath(dir, NULL);
+    }
+
+    len = rdir ? strlen(rdir) : 0;
+
+    if (real != NULL && rdir != NULL && strncmp(real, rdir, len) == 0
+        && (real[len] == '/' || (len == 1 && rdir[0] == '/')))
+    {
+        fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+        if (fd == -1) {
+            snprintf(err, errlen, "open() \"%s\" failed (%d: %s)", real,
+                     errno, strerror(errno));
+        }
+
+    } else {
+        snprintf(err, errlen, "\"%s\" is a symbolic link out of its "
+                 "directory", path);
+    }
+
+    free(real);
+    free(dir);
+    free(rdir);
+
+    return fd;
+}
+
+
+int
+ngx_http_reductrai_secret_warning(char *buf, size_t size)
+{
+    if (ngx_http_reductrai_secret_warn[0] == '\0') {
+        return 0;
+    }
+
+    snprintf(buf, size, "%s", ngx_http_reductrai_secret_warn);
+    ngx_http_reductrai_secret_warn[0] = '\0';
+
+    return 1;
 }
 
 
@@ -556,6 +720,40 @@ ngx_http_reductrai_storage_param(ngx_http_reductrai_storage_t *st,
         return (mask & NGX_HTTP_REDUCTRAI_B_HTTP) ? 0
                : (snprintf(err, errlen, "\"tls_verify\" does not apply to "
                            "this storage"), -1);
+    }
+
+    if (ngx_http_reductrai_is("insecure_http")) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0) {
+            snprintf(err, errlen, "insecure_http must be \"on\" or \"off\"");
+            return -1;
+        }
+
+        st->conf.insecure_http = (value[1] == 'n');
+
+        return (mask & NGX_HTTP_REDUCTRAI_B_HTTP) ? 0
+               : (snprintf(err, errlen, "\"insecure_http\" does not apply "
+                           "to this storage"), -1);
+    }
+
+    if (ngx_http_reductrai_is("mode")) {
+        char  *end;
+        long   mode;
+
+        mode = strtol(value, &end, 8);
+
+        if (*value == '\0' || *end != '\0' || mode < 0 || mode > 0777
+            || (mode & 0600) != 0600)
+        {
+            snprintf(err, errlen, "invalid mode \"%s\" (octal, 0600 to "
+                     "0777, readable and writable by the owner)", value);
+            return -1;
+        }
+
+        st->conf.file_mode = (int) mode;
+
+        return (mask & NGX_HTTP_REDUCTRAI_B_FILE) ? 0
+               : (snprintf(err, errlen, "\"mode\" does not apply to this "
+                           "storage"), -1);
     }
 
     if (ngx_http_reductrai_is("connect_timeout")

@@ -50,6 +50,8 @@ typedef struct {
     char                *ca_file;
     char                *anonymous;         /* "on": send unsigned */
     int                  tls_verify;
+    int                  insecure_http;     /* tokens over http:// */
+    int                  file_mode;         /* file:// objects */
     long                 connect_timeout;   /* ms */
     long                 timeout;           /* ms, for one request */
     int64_t              multipart_threshold;
@@ -173,9 +175,17 @@ void ngx_http_reductrai_storage_error(ngx_http_reductrai_storage_err_t *err,
 void ngx_http_reductrai_storage_error_prefix(
     ngx_http_reductrai_storage_err_t *err, const char *what);
 
-/* reads a whole small file (a key or a secret), trailing newline dropped */
+/*
+ * Reads a whole small file (a key or a secret), trailing newline dropped.
+ * Only a regular file: a FIFO or a directory is refused at once (never
+ * waited on); a symbolic link only when it stays within its own directory
+ * (Kubernetes mounts secrets as key -> ..data/key).  A file that group or
+ * others may read is read, and a warning is kept for the calling thread:
+ * secret_warning() copies it into buf and forgets it (returns 0 if none).
+ */
 char *ngx_http_reductrai_read_secret_file(const char *path, char *err,
     size_t errlen);
+int ngx_http_reductrai_secret_warning(char *buf, size_t size);
 /* zeroes memory that held a secret, in a way the compiler keeps */
 void ngx_http_reductrai_wipe(void *p, size_t n);
 /* wipes a secret (NUL-terminated, or NULL), then frees it */

@@ -44,7 +44,8 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_file_probe(
 
 static int ngx_http_reductrai_file_path(ngx_http_reductrai_storage_t *st,
     char *buf, const char *key);
-static int ngx_http_reductrai_file_mkdirs(char *path, size_t root);
+static int ngx_http_reductrai_file_mkdirs(char *path, size_t root,
+    int mode);
 static int ngx_http_reductrai_file_copy(int from, int to, int64_t size);
 static int ngx_http_reductrai_file_walk(char *path, size_t root,
     size_t len, const char *prefix, ngx_http_reductrai_list_pt handler,
@@ -126,13 +127,15 @@ ngx_http_reductrai_file_put(ngx_http_reductrai_storage_t *st,
 
     *slash = '\0';
 
-    if (ngx_http_reductrai_file_mkdirs(path, root) != 0) {
+    if (ngx_http_reductrai_file_mkdirs(path, root,
+                                       st->conf.file_mode) != 0) {
         return ngx_http_reductrai_file_errno(err, "mkdir()", path);
     }
 
     *slash = '/';
 
-    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+               st->conf.file_mode);
     if (out == -1) {
         return ngx_http_reductrai_file_errno(err, "open()", tmp);
     }
@@ -306,7 +309,7 @@ ngx_http_reductrai_file_probe(ngx_http_reductrai_storage_t *st,
 
     strcpy(path, st->bucket);
 
-    if (ngx_http_reductrai_file_mkdirs(path, 1) != 0) {
+    if (ngx_http_reductrai_file_mkdirs(path, 1, st->conf.file_mode) != 0) {
         return ngx_http_reductrai_file_errno(err, "mkdir()", path);
     }
 
@@ -343,7 +346,7 @@ ngx_http_reductrai_file_path(ngx_http_reductrai_storage_t *st, char *buf,
  */
 
 static int
-ngx_http_reductrai_file_mkdirs(char *path, size_t root)
+ngx_http_reductrai_file_mkdirs(char *path, size_t root, int mode)
 {
     char        *p;
     struct stat  sb;
@@ -362,7 +365,9 @@ ngx_http_reductrai_file_mkdirs(char *path, size_t root)
 
             *p = '\0';
 
-            if (mkdir(path, 0755) == 0) {
+            /* directories: x wherever the objects' mode has r */
+
+            if (mkdir(path, mode | ((mode & 0444) >> 2)) == 0) {
                 if (ngx_http_reductrai_sync_parent(path) != 0) {
                     *p = c;
                     return -1;

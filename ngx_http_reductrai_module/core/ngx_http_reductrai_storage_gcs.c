@@ -233,11 +233,17 @@ ngx_http_reductrai_gcs_key_parse(const char *text, char *err, size_t errlen)
         goto failed;
     }
 
+    /* the PEM text goes back to jansson's allocator wiped */
+    ngx_http_reductrai_wipe((char *) pem, strlen(pem));
     json_decref(j);
 
     return key;
 
 failed:
+
+    if (pem != NULL) {
+        ngx_http_reductrai_wipe((char *) pem, strlen(pem));
+    }
 
     json_decref(j);
     ngx_http_reductrai_gcs_key_free(key);

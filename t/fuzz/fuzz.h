@@ -2,8 +2,8 @@
 /*
  * Copyright (C) the ngx_http_reductrai_module authors.
  *
- * What every libFuzzer target of t/fuzz shares: an assertion that reports
- * where it failed and aborts, so that libFuzzer keeps the input.
+ * What the libFuzzer targets share: the entry points and an assertion that
+ * aborts, so that libFuzzer keeps the input.
  */
 
 
@@ -17,6 +17,7 @@
 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
 
 
 #define fuzz_assert(cond)                                                    \

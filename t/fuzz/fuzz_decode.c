@@ -4,10 +4,7 @@
  *
  * libFuzzer target for the decoders and the record body:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address \
- *       -Ingx_http_reductrai_module/core -It/fuzz t/fuzz/fuzz_decode.c \
- *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
- *       -lzstd -lz -lcrypto -lcurl -ljansson
+ *   make fuzz FUZZ_TARGETS=fuzz_decode   (t/fuzz.mk)
  *
  * The first byte picks the coding and the cap; the rest is the body.
  * Checks: no access out of bounds; the cap is kept, on the output and on

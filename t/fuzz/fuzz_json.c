@@ -4,10 +4,7 @@
  *
  * libFuzzer target for the JSON minifier and the string escaper:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address \
- *       -Ingx_http_reductrai_module/core -It/fuzz t/fuzz/fuzz_json.c \
- *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
- *       -lzstd -lz -lcrypto -lcurl -ljansson
+ *   make fuzz FUZZ_TARGETS=fuzz_json   (t/fuzz.mk)
  *
  * Checks: no access out of bounds (inputs are copied into buffers of their
  * exact size); what validates minifies to a fixed point that validates

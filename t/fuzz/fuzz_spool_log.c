@@ -7,16 +7,14 @@
  * the input is a spool log, as a crash, a disk or an attacker with write
  * access to the spool may leave it:
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -Ingx_http_reductrai_module/core -It/fuzz t/fuzz/fuzz_spool_log.c \
- *       ngx_http_reductrai_module/core/ngx_http_reductrai_*.c \
- *       -lzstd -lz -lcrypto -lcurl -ljansson t/fuzz/seeds/spool_log
+ *   make fuzz FUZZ_TARGETS=fuzz_spool_log   (t/fuzz.mk)
  *
  * Checks: no access out of bounds; frames are read in order and each one
  * read lies inside the file; the reading ends with a verdict (end, torn or
  * corrupt), never an I/O error on a readable file; every frame read has a
  * checksum that holds (read again, the same frame gives the same bytes);
- * record_body() takes every frame's body.  Seeds are logs the tests wrote.
+ * record_body() takes every frame's body.  Seeds, in
+ * t/fuzz/corpus/fuzz_spool_log, are logs the tests wrote.
  */
 
 

@@ -10,7 +10,7 @@ package RdxDeploy;
 #       tmpfs => [ '/var/spool', '/var/log' ],
 #       mkdir => [ '/var/log/nginx' ],
 #       overlay => [ '/usr/lib' ],   # writes land in the test dir
-#       files => { '/etc/nginx/reductrai/key' => "secret\n" },
+#       files => { '/etc/nginx/reductrai/key' => "secret\n" },   # mode 0600
 #       binds => [ [ "$dir/etc-nginx", '/etc/nginx' ] ]);
 #   my ($rc, $out) = $sb->run('/usr/sbin/nginx', '-t', ...);
 #   local $ENV{TEST_NGINX_BINARY} = $sb->wrap($t->binary);  # for nginx_t
@@ -188,7 +188,7 @@ sub new {
         print $f $opt{files}{$path};
         close $f;
         $sh .= "mkdir -p " . $q->(File::Basename::dirname($path)) . "\n"
-             . "cp " . $q->($src) . ' ' . $q->($path) . "\n";
+             . "install -m 0600 " . $q->($src) . ' ' . $q->($path) . "\n";
     }
 
     $sh .= "exec \"\$@\"\n";

@@ -578,6 +578,38 @@ test_redact(void)
         { "/p?a=1?api_key=b", "/p?a=1?api_key=b" },
         { "/p?q=1&api_key=abc?def", "/p?q=1&api_key=REDACTED" },
         { "/p?tokens=1&token=2", "/p?tokens=1&token=REDACTED" },
+
+        /* issue 13: the Datadog logs intake v1 key in the path */
+        { "/v1/input/0123456789abcdef0123456789abcdef",
+          "/v1/input/REDACTED" },
+        { "/v1/input/k3y?ddsource=nginx&api_key=k",
+          "/v1/input/REDACTED?ddsource=nginx&api_key=REDACTED" },
+        { "/v1/input/k3y/", "/v1/input/REDACTED/" },
+        { "/v1/input/k3y;x=1?y=2", "/v1/input/REDACTED?y=2" },
+        { "/api/v1/INPUT/k3y", "/api/v1/INPUT/REDACTED" },
+        { "/v1//input//k3y", "/v1//input//REDACTED" },
+        { "/v1/input/./k3y", "/v1/input/./REDACTED" },
+        { "/v1/input/../input/k3y", "/v1/input/../input/REDACTED" },
+        { "/v1%2Finput%2fk3y", "/v1%2Finput%2fREDACTED" },
+        { "/v1/%69nput/k3y", "/v1/%69nput/REDACTED" },
+        { "/v1/input;p=1/k3y", "/v1/input;p=1/REDACTED" },
+        { "/v1/input", "/v1/input" },
+        { "/v1/input/", "/v1/input/" },
+        { "/v1/input?api_key=k", "/v1/input?api_key=REDACTED" },
+        { "/v1/inputs/k3y", "/v1/inputs/k3y" },
+        { "/v1/x?input/k3y", "/v1/x?input/k3y" },
+
+        /* issue 13: percent-encoded names, ';' separators */
+        { "/p?api%5Fkey=abc", "/p?api%5Fkey=REDACTED" },
+        { "/p?%61pi_key=abc&x=1", "/p?%61pi_key=REDACTED&x=1" },
+        { "/p?DD%2DAPI%2dKEY=abc", "/p?DD%2DAPI%2dKEY=REDACTED" },
+        { "/p?x=1;api_key=abc;y=2", "/p?x=1;api_key=REDACTED;y=2" },
+        { "/p?x=1;token=t&api_key=k",
+          "/p?x=1;token=REDACTED&api_key=REDACTED" },
+        { "/p?api%5key=abc", "/p?api%5key=abc" },
+        { "/p?api_key%=abc", "/p?api_key%=abc" },
+        { "/p?%", "/p?%" },
+        { "/p?api_key=%", "/p?api_key=REDACTED" },
     };
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -608,11 +640,16 @@ test_credentials(void)
         { "/x?Api-Key=z", "z" },
         { "/x?api_key=&apikey=z", "z" },
         { "/x?api_key&apikey=z", "z" },
+        { "/v1/input/pathkey?api_key=abc", "pathkey" },
+        { "/v1/input/pathkey", "pathkey" },
+        { "/v1%2Finput%2Fpathkey", "pathkey" },
+        { "/x?token=t;api%5Fkey=k", "k" },
+        { "/x?x=1;dd-api-key=k", "k" },
     };
 
     static const char  *none[] = {
         "/x", "/x?", "/x?token=t", "/x?application_key=a", "/x?api_key=",
-        "/api_key=abc", "",
+        "/api_key=abc", "", "/v1/input", "/v1/input/", "/v1/inputs/k",
     };
 
     static const char  *auth[][2] = {
