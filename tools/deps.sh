@@ -5,9 +5,10 @@
 set -eu
 
 build="gcc make nginx nginx-dev libzstd-dev libcurl4-openssl-dev libjansson-dev
-       zlib1g-dev libssl-dev libpcre2-dev"
+       zlib1g-dev libssl-dev libpcre2-dev
+       protobuf-c-compiler libprotobuf-c-dev libsnappy-dev"
 run="$build zstd jq curl"
-test="$run perl nghttp2-client strace
+test="$run perl nghttp2-client strace protobuf-compiler
       yamllint prometheus haproxy gettext-base openssl debhelper dpkg-dev fakeroot"
 bench="$test wrk hey nghttp2-client linux-perf valgrind"
 deb="$build debhelper dpkg-dev fakeroot"
