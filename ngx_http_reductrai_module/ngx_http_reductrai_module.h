@@ -23,6 +23,7 @@
 #include <ngx_thread_pool.h>
 
 #include "ngx_http_reductrai_core.h"
+#include "ngx_http_reductrai_body_format.h"
 #include "ngx_http_reductrai_decode.h"
 #include "ngx_http_reductrai_key.h"
 #include "ngx_http_reductrai_record.h"
@@ -98,6 +99,7 @@ typedef struct {
     ngx_uint_t                       ack_status;
     ngx_str_t                        ack_body;
     ngx_uint_t                       spool_full;
+    ngx_uint_t                       body_format; /* or _FORMAT_AUTO */
     ngx_array_t                     *health_upstreams; /* of names */
     ngx_array_t                     *health_peers;     /* of uscf * */
     ngx_flag_t                       health_live;
@@ -227,6 +229,7 @@ typedef struct {
 
 
 /* module.c */
+ngx_uint_t ngx_http_reductrai_request_format(ngx_http_request_t *r);
 extern ngx_module_t  ngx_http_reductrai_module;
 
 /* tap.c */
