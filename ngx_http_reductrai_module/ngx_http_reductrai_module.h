@@ -170,6 +170,7 @@ struct ngx_http_reductrai_record_s {
     ngx_http_reductrai_ctx_t        *waiter;
     int64_t                          ts_ms;
     ngx_http_reductrai_encoding_e    coding;
+    ngx_uint_t                       format;      /* body_format_e */
     u_char                          *head;
     size_t                           head_len;
     u_char                          *body;        /* in-memory parts */

@@ -432,8 +432,9 @@ ngx_http_reductrai_job_record(ngx_http_reductrai_writer_t *w,
 
     if (ngx_http_reductrai_segment_write(&w->seg, rec->head, rec->head_len)
         != NGX_HTTP_REDUCTRAI_OK
-        || ngx_http_reductrai_record_body(&w->enc, rec->coding, raw,
-                                          rec->size, rmcf->max_decoded_size,
+        || ngx_http_reductrai_record_body(&w->enc, rec->coding, rec->format,
+                                          raw, rec->size,
+                                          rmcf->max_decoded_size,
                                           ngx_http_reductrai_segment_write,
                                           &w->seg, &rec->decoded)
            != NGX_HTTP_REDUCTRAI_OK)
