@@ -12,6 +12,7 @@ use Digest::SHA qw(sha256_hex);
 use IO::Compress::Deflate qw(deflate);
 use MIME::Base64 qw(decode_base64);
 use JSON::PP;
+use POSIX ();
 use FindBin;
 use lib 't/lib';
 use RdxTest qw(zstd_compress);
@@ -100,6 +101,43 @@ for my $c (@cases) {
     is($canon->encode($r->{body}), $canon->encode($want),
        "$path: the archived JSON is the message");
     ok(!exists $r->{decode_error}, "$path: no decode_error");
+}
+
+# DuckDB reads the archive in place: the points of one metric
+
+my $node_dir = "$FindBin::Bin/node";
+my $arch = $t->path('archive');
+my $files = "read_json_auto('$arch/**/*.ndjson.zst')";
+my $sql = "SELECT uri, p.value AS value, p.timestamp AS ts FROM ("
+        . "SELECT uri, unnest(from_json(json_extract(body, '\$.series[0].points'), "
+        . "'[{\"value\":\"DOUBLE\",\"timestamp\":\"BIGINT\"}]')) AS p "
+        . "FROM $files WHERE body_format = 'datadog.MetricPayload' "
+        . "AND json_extract_string(body, '\$.series[0].metric') = "
+        . "'system.load.1') ORDER BY uri, ts";
+
+SKIP: {
+    skip 'make node first', 2
+        unless -d "$node_dir/node_modules/\@duckdb/node-api";
+
+    my $out = $t->path('duck.out');
+    my $err = $t->path('duck.err');
+    my $pid = fork // die "fork: $!";
+    if (!$pid) {
+        chdir $node_dir;
+        open STDOUT, '>', $out;
+        open STDERR, '>', $err;
+        exec 'node', 'duckdb-query.js', $sql or POSIX::_exit(127);
+    }
+    waitpid $pid, 0;
+    is($? >> 8, 0, 'duckdb query ran') or diag($t->read_file($err));
+
+    my ($rows) = map { decode_json($_) } split /\n/, $t->read_file($out) // '';
+    is($canon->encode($rows), $canon->encode([
+        { uri => '/api/v2/series?deflate', value => 0.7, ts => '1764100000' },
+        { uri => '/api/v2/series?deflate', value => 1.25, ts => '1764100010' },
+        { uri => '/api/v2/series?zstd', value => 0.7, ts => '1764100000' },
+        { uri => '/api/v2/series?zstd', value => 1.25, ts => '1764100010' },
+    ]), 'DuckDB: the points of system.load.1 from the archived protobuf');
 }
 
 $t->check_error_log;
