@@ -140,6 +140,23 @@ SKIP: {
     ]), 'DuckDB: the points of system.load.1 from the archived protobuf');
 }
 
+# nginx -t refuses an unknown format, naming it, the directive and the line
+
+my $bad = $t->write_config(file => 'bad.conf', http => <<'EOT');
+server {
+    listen 127.0.0.1:%%PORT_http%%;
+    location / {
+        reductrai_body_format datadog.Nope;
+    }
+}
+EOT
+my @lines = split /\n/, $t->read_file('bad.conf');
+my ($line) = grep { $lines[$_ - 1] =~ /datadog\.Nope/ } 1 .. @lines;
+my ($rc, $out) = $t->nginx_t(conf => $bad);
+isnt($rc, 0, 'nginx -t fails on an unknown body format');
+like($out, qr/unknown body format "datadog\.Nope" \(auto, none, datadog\.MetricPayload.* in \S*bad\.conf:$line/,
+     'the message names the value, the known ones and the file:line');
+
 $t->check_error_log;
 
 done_testing;
