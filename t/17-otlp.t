@@ -86,6 +86,31 @@ for my $compression (qw(none gzip)) {
 my @gz = grep { ($_->{headers}{'content-encoding'} // '') eq 'gzip' } @vendor;
 is(scalar @gz, 4, 'the vendor got the gzip requests gzip-encoded');
 
+# DuckDB in place: the spans of one trace (the recipe of docs/QUERY.md)
+
+my $trace = $sent{gzip}{traceId};
+my $sql = "SELECT json_extract_string(s, '\$.name') AS name, "
+        . "json_extract_string(s, '\$.spanId') AS span_id FROM ("
+        . "SELECT unnest(json_extract(body, "
+        . "'\$.resourceSpans[*].scopeSpans[*].spans[*]')) AS s "
+        . "FROM read_json_auto('" . $t->archive_dir . "/**/*.ndjson.zst') "
+        . "WHERE body_format = 'otlp.ExportTraceServiceRequest') "
+        . "WHERE json_extract_string(s, '\$.traceId') = '$trace'";
+
+my $out = $t->path('duck.out');
+my $pid = fork // die "fork: $!";
+if (!$pid) {
+    chdir $node_dir;
+    open STDOUT, '>', $out;
+    open STDERR, '>', "$out.err";
+    exec 'node', 'duckdb-query.js', $sql or POSIX::_exit(127);
+}
+waitpid $pid, 0;
+is($? >> 8, 0, 'duckdb query ran') or diag($t->read_file('duck.out.err'));
+is_deeply(decode_json($t->read_file('duck.out') || '[]'),
+          [ { name => 'GET /cart', span_id => $sent{gzip}{spanId} } ],
+          'DuckDB: the spans of one trace');
+
 $t->check_error_log;
 
 done_testing;
