@@ -54,9 +54,9 @@ all: $(ALL_TARGETS)
 
 module: $(OBJS)/ngx_http_reductrai_module.so
 
-# one protoc-c run writes both files of a schema
+# one protoc-c run writes both files of a schema (protobuf-c-compiler,
+# which "make", "make test" and the package's Build-Depends install)
 $(PROTO_GEN)/%.pb-c.c $(PROTO_GEN)/%.pb-c.h: $(PROTO_DIR)/%.proto
-	tools/deps.sh build
 	@mkdir -p $(PROTO_GEN)
 	protoc-c -I$(PROTO_DIR) --c_out=$(PROTO_GEN) $<
 
