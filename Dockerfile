@@ -25,7 +25,8 @@ RUN set -eux; \
     apt-get install -y --no-install-recommends \
         ca-certificates curl gcc libc6-dev make \
         libpcre2-dev zlib1g-dev libssl-dev \
-        libzstd-dev libcurl4-openssl-dev libjansson-dev; \
+        libzstd-dev libcurl4-openssl-dev libjansson-dev \
+        protobuf-c-compiler libprotobuf-c-dev libsnappy-dev; \
     rm -rf /var/lib/apt/lists/*
 
 RUN set -eux; \
@@ -64,7 +65,7 @@ FROM nginx:${NGINX_VERSION}
 RUN set -eux; \
     apt-get update; \
     apt-get install -y --no-install-recommends \
-        libzstd1 libcurl4 libjansson4 zlib1g; \
+        libzstd1 libcurl4 libjansson4 zlib1g libprotobuf-c1 libsnappy1v5; \
     rm -rf /var/lib/apt/lists/*
 
 COPY --from=builder /src/objs/ngx_http_reductrai_module.so \

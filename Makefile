@@ -18,14 +18,21 @@ BUILD       := build
 OBJS        := objs
 
 CORE_DIR    := ngx_http_reductrai_module/core
-CORE_SRCS   := $(wildcard $(CORE_DIR)/*.c)
-CORE_HDRS   := $(wildcard $(CORE_DIR)/*.h)
+# protobuf payload schemas, compiled by protoc-c at build time
+PROTO_DIR   := ngx_http_reductrai_module/proto
+PROTO_GEN   := $(OBJS)/proto
+PROTO_SRCS  := $(patsubst $(PROTO_DIR)/%.proto,$(PROTO_GEN)/%.pb-c.c, \
+                          $(wildcard $(PROTO_DIR)/*.proto))
+CORE_SRCS   := $(wildcard $(CORE_DIR)/*.c) $(PROTO_SRCS)
+CORE_HDRS   := $(wildcard $(CORE_DIR)/*.h) $(PROTO_SRCS:.c=.h)
 MODULE_SRCS := $(wildcard ngx_http_reductrai_module/*.c \
-                          ngx_http_reductrai_module/*.h) $(CORE_SRCS) \
+                          ngx_http_reductrai_module/*.h \
+                          $(PROTO_DIR)/*.proto) $(CORE_SRCS) \
                $(CORE_HDRS) config
-CORE_LIBS   := -lzstd -lcurl -ljansson -lz -lcrypto -lpthread
+CORE_LIBS   := -lzstd -lcurl -ljansson -lz -lcrypto -lprotobuf-c -lsnappy \
+               -lpthread
 CORE_CFLAGS := -std=gnu11 -O2 -g -Wall -Wextra -Werror \
-               -Wno-unused-parameter -I$(CORE_DIR)
+               -Wno-unused-parameter -I$(CORE_DIR) -I$(PROTO_GEN)
 
 UNIT_SRCS   := $(wildcard t/unit/test_*.c)
 UNIT_BINS   := $(patsubst t/unit/%.c,$(OBJS)/unit/%,$(UNIT_SRCS))
@@ -49,6 +56,12 @@ include $(wildcard */*.mk)
 all: $(ALL_TARGETS)
 
 module: $(OBJS)/ngx_http_reductrai_module.so
+
+# one protoc-c run writes both files of a schema (protobuf-c-compiler,
+# which "make", "make test" and the package's Build-Depends install)
+$(PROTO_GEN)/%.pb-c.c $(PROTO_GEN)/%.pb-c.h: $(PROTO_DIR)/%.proto
+	@mkdir -p $(PROTO_GEN)
+	protoc-c -I$(PROTO_DIR) --c_out=$(PROTO_GEN) $<
 
 $(OBJS)/ngx_http_reductrai_module.so: $(MODULE_SRCS)
 	tools/deps.sh build

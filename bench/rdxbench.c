@@ -363,7 +363,7 @@ writer_record(writer_t *w, const req_t *r, uint64_t n)
     p = ngx_http_reductrai_record_head(head, &m);
 
     if (ngx_http_reductrai_segment_write(&w->seg, head, p - head) != 0
-        || ngx_http_reductrai_record_body(&w->enc, coding(r), r->body,
+        || ngx_http_reductrai_record_body(&w->enc, coding(r), 0, r->body,
                                           r->len, MAX_DECODED,
                                           ngx_http_reductrai_segment_write,
                                           &w->seg, &size)
@@ -537,7 +537,7 @@ cmd_encode(int argc, char **argv)
                     break;
 
                 case ST_BODY:
-                    ngx_http_reductrai_record_body(&enc, coding(r), r->body,
+                    ngx_http_reductrai_record_body(&enc, coding(r), 0, r->body,
                                                    r->len, MAX_DECODED,
                                                    null_sink, &sink, &size);
                     break;

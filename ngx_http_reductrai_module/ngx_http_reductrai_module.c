@@ -36,6 +36,8 @@ static char *ngx_http_reductrai_forward(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_reductrai_ack(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_reductrai_body_format_set(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_reductrai_check_bounds(ngx_conf_t *cf, void *post,
     void *data);
 static char *ngx_http_reductrai_check_size(ngx_conf_t *cf, void *post,
@@ -234,6 +236,13 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       ngx_http_reductrai_ack,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("reductrai_body_format"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_reductrai_body_format_set,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_reductrai_loc_conf_t, body_format),
       NULL },
 
     { ngx_string("reductrai_health"),
@@ -642,6 +651,7 @@ ngx_http_reductrai_create_loc_conf(ngx_conf_t *cf)
     rlcf->forward = NGX_CONF_UNSET_UINT;
     rlcf->ack_status = NGX_CONF_UNSET_UINT;
     rlcf->spool_full = NGX_CONF_UNSET_UINT;
+    rlcf->body_format = NGX_CONF_UNSET_UINT;
     rlcf->health_live = NGX_CONF_UNSET;
 
     return rlcf;
@@ -663,6 +673,8 @@ ngx_http_reductrai_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_conf_merge_ptr_value(conf->stream, prev->stream, NULL);
     ngx_conf_merge_uint_value(conf->spool_full, prev->spool_full,
                               NGX_HTTP_REDUCTRAI_FULL_AUTO);
+    ngx_conf_merge_uint_value(conf->body_format, prev->body_format,
+                              NGX_HTTP_REDUCTRAI_FORMAT_AUTO);
     ngx_conf_merge_value(conf->health_live, prev->health_live, 0);
 
     if (conf->forward == NGX_CONF_UNSET_UINT) {
@@ -1092,6 +1104,83 @@ ngx_http_reductrai_forward(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     rlcf->forward = NGX_HTTP_REDUCTRAI_FORWARD_VAR;
 
     return NGX_CONF_OK;
+}
+
+
+/*
+ * reductrai_body_format auto | none | NAME: how a body is archived.  auto
+ * detects the format per request from its path and Content-Type; none keeps
+ * every body as JSON or body_b64; a NAME ("otlp.ExportTraceServiceRequest",
+ * …) decodes every body of the location as that message.
+ */
+
+static char *
+ngx_http_reductrai_body_format_set(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_reductrai_loc_conf_t *rlcf = conf;
+
+    ngx_str_t  *value;
+
+    if (rlcf->body_format != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (ngx_strcmp(value[1].data, "auto") == 0) {
+        rlcf->body_format = NGX_HTTP_REDUCTRAI_FORMAT_AUTO;
+        return NGX_CONF_OK;
+    }
+
+    if (ngx_strcmp(value[1].data, "none") == 0) {
+        rlcf->body_format = NGX_HTTP_REDUCTRAI_FORMAT_NONE;
+        return NGX_CONF_OK;
+    }
+
+    rlcf->body_format = ngx_http_reductrai_body_format_lookup(value[1].data,
+                                                              value[1].len);
+
+    if (rlcf->body_format == NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown body format \"%V\" (auto, none, "
+                           "datadog.MetricPayload, datadog.SketchPayload, "
+                           "datadog.trace.AgentPayload, "
+                           "otlp.ExportTraceServiceRequest, "
+                           "otlp.ExportMetricsServiceRequest, "
+                           "otlp.ExportLogsServiceRequest, "
+                           "prometheus.WriteRequest, "
+                           "prometheus.write.v2.Request)", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the body format of a request, from its location and, with auto, itself */
+
+ngx_uint_t
+ngx_http_reductrai_request_format(ngx_http_request_t *r)
+{
+    ngx_table_elt_t                *ct;
+    ngx_http_reductrai_loc_conf_t  *rlcf;
+
+    rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
+
+    if (rlcf->body_format != NGX_HTTP_REDUCTRAI_FORMAT_AUTO) {
+        return rlcf->body_format;
+    }
+
+    ct = r->headers_in.content_type;
+
+    if (ct == NULL) {
+        return NGX_HTTP_REDUCTRAI_FORMAT_NONE;
+    }
+
+    return ngx_http_reductrai_body_format_detect(r->uri.data, r->uri.len,
+                                                 ct->value.data,
+                                                 ct->value.len);
 }
 
 

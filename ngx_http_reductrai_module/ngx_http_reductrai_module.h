@@ -30,6 +30,7 @@
 #include <ngx_thread_pool.h>
 
 #include "ngx_http_reductrai_core.h"
+#include "ngx_http_reductrai_body_format.h"
 #include "ngx_http_reductrai_decode.h"
 #include "ngx_http_reductrai_frame.h"
 #include "ngx_http_reductrai_key.h"
@@ -116,6 +117,7 @@ typedef struct {
     ngx_uint_t                       ack_status;
     ngx_str_t                        ack_body;
     ngx_uint_t                       spool_full;
+    ngx_uint_t                       body_format; /* or _FORMAT_AUTO */
     ngx_array_t                     *health_upstreams; /* of names */
     ngx_array_t                     *health_peers;     /* of uscf * */
     ngx_flag_t                       health_live;
@@ -195,7 +197,7 @@ struct ngx_http_reductrai_record_s {
     void                            *data;
     int64_t                          ts_ms;
     ngx_uint_t                       coding;
-    ngx_uint_t                       format;
+    ngx_uint_t                       format;      /* body_format_e */
     u_char                          *head;
     size_t                           head_len;
     ngx_chain_t                     *bufs;        /* the body, in memory */
@@ -265,6 +267,7 @@ struct ngx_http_reductrai_log_s {
 
 
 /* module.c */
+ngx_uint_t ngx_http_reductrai_request_format(ngx_http_request_t *r);
 extern ngx_module_t  ngx_http_reductrai_module;
 ngx_http_reductrai_main_conf_t *ngx_http_reductrai_worker_conf(void);
 const char *ngx_http_reductrai_spool_path(void);

@@ -667,6 +667,7 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
                       h.content_encoding ? h.content_encoding->value.data
                                          : NULL,
                       h.content_encoding ? h.content_encoding->value.len : 0);
+    rec->format = ngx_http_reductrai_request_format(r);
 
     rec->head = p;
     rec->head_len = ngx_http_reductrai_record_head(rec->head, &meta)

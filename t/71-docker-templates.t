@@ -80,7 +80,9 @@ like($final, qr{^COPY --from=builder /src/objs/ngx_http_reductrai_module\.so\s+/
      'the .so goes to /usr/lib/nginx/modules');
 my ($install) = $final =~ /apt-get install -y --no-install-recommends\s+([^;]*);/;
 my %pkgs = map { $_ => 1 } split ' ', $install // '';
-is_deeply([ sort keys %pkgs ], [ qw(libcurl4 libjansson4 libzstd1 zlib1g) ],
+is_deeply([ sort keys %pkgs ],
+          [ qw(libcurl4 libjansson4 libprotobuf-c1 libsnappy1v5 libzstd1
+               zlib1g) ],
           'final stage installs exactly the runtime libraries');
 
 # The tool, by the Makefile's own rule (cli/cli.mk), into /usr/bin.

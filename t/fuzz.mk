@@ -36,6 +36,11 @@ $(OBJS)/fuzz/core/%.o: $(CORE_DIR)/%.c $(CORE_HDRS)
 	@mkdir -p $(OBJS)/fuzz/core
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
+# the protobuf-c code generated from the payload schemas
+$(OBJS)/fuzz/core/%.o: $(PROTO_GEN)/%.c $(CORE_HDRS)
+	@mkdir -p $(OBJS)/fuzz/core
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
 # the core objects the target's source does not #include itself
 $(OBJS)/fuzz/%: t/fuzz/%.c t/fuzz/fuzz.h $(FUZZ_CORE) $(CORE_HDRS)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< \

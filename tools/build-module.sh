@@ -33,7 +33,7 @@ fi
 
 cc_opt="-O2 -g -Wextra -fstack-protector-strong -D_FORTIFY_SOURCE=2 $extra_cc"
 stamp="$build/.reductrai-configured"
-want="$cc_opt|$ld_opt|${flags[*]}|$(cat "$top/config")|$(ls "$top/ngx_http_reductrai_module" "$top/ngx_http_reductrai_module/core")"
+want="$cc_opt|$ld_opt|${flags[*]}|$(cat "$top/config")|$(ls "$top/ngx_http_reductrai_module" "$top/ngx_http_reductrai_module/core")|$(cat "$top"/ngx_http_reductrai_module/proto/*.proto | cksum)"
 
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     rm -rf "$build"

@@ -5,9 +5,11 @@
 set -eu
 
 build="gcc make nginx nginx-dev libzstd-dev libcurl4-openssl-dev libjansson-dev
-       zlib1g-dev libssl-dev libpcre2-dev"
+       zlib1g-dev libssl-dev libpcre2-dev
+       protobuf-c-compiler libprotobuf-c-dev libsnappy-dev"
 run="$build zstd jq curl"
-test="$run perl nghttp2-client strace faketime clang libclang-rt-14-dev cppcheck
+test="$run perl nghttp2-client strace faketime protobuf-compiler
+      clang libclang-rt-14-dev cppcheck
       yamllint prometheus haproxy gettext-base openssl debhelper dpkg-dev fakeroot
       awscli"
 bench="$test wrk hey nghttp2-client linux-perf valgrind"

@@ -11,12 +11,14 @@
 #include "ngx_http_reductrai_core.h"
 
 
+/* the values are stored in spool-log frames: append, never renumber */
 typedef enum {
     NGX_HTTP_REDUCTRAI_ENC_IDENTITY = 0,
     NGX_HTTP_REDUCTRAI_ENC_GZIP,
     NGX_HTTP_REDUCTRAI_ENC_DEFLATE,
     NGX_HTTP_REDUCTRAI_ENC_ZSTD,
-    NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED
+    NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED,
+    NGX_HTTP_REDUCTRAI_ENC_SNAPPY
 } ngx_http_reductrai_encoding_e;
 
 
@@ -32,7 +34,8 @@ typedef enum {
 /*
  * Maps a Content-Encoding value to a coding: absent, empty or "identity" is
  * IDENTITY; "gzip" and "x-gzip" GZIP; "deflate" DEFLATE; "zstd" and "zstd1"
- * (as Datadog's clients spell it) ZSTD; anything else UNSUPPORTED.
+ * (as Datadog's clients spell it) ZSTD; "snappy" (the block format, as
+ * Prometheus remote write sends it) SNAPPY; anything else UNSUPPORTED.
  * Case-insensitive; surrounding whitespace is ignored.
  */
 ngx_http_reductrai_encoding_e ngx_http_reductrai_encoding_parse(
@@ -42,8 +45,10 @@ ngx_http_reductrai_encoding_e ngx_http_reductrai_encoding_parse(
  * Decodes in[0..len) into out, growing out->data with realloc() as needed,
  * never beyond max bytes of output (then TOO_LARGE).  gzip accepts
  * concatenated members; deflate accepts zlib-wrapped and raw streams; zstd
- * accepts concatenated frames and skippable frames.  Trailing garbage or a
- * truncated stream is CORRUPT.  out->len is the decoded size on success.
+ * accepts concatenated frames and skippable frames; snappy is one block
+ * whose stated length is checked against max before anything is allocated.
+ * Trailing garbage or a truncated stream is CORRUPT.  out->len is the
+ * decoded size on success.
  */
 ngx_http_reductrai_decode_rc_e ngx_http_reductrai_decode(
     ngx_http_reductrai_encoding_e enc, const u_char *in, size_t len,
@@ -51,8 +56,8 @@ ngx_http_reductrai_decode_rc_e ngx_http_reductrai_decode(
 
 /*
  * The archive's decode_error value for a failed decode: "invalid_gzip",
- * "invalid_deflate", "invalid_zstd", "too_large", "unsupported_encoding",
- * "out_of_memory".
+ * "invalid_deflate", "invalid_zstd", "invalid_snappy", "too_large",
+ * "unsupported_encoding", "out_of_memory".
  */
 const char *ngx_http_reductrai_decode_error(ngx_http_reductrai_encoding_e enc,
     ngx_http_reductrai_decode_rc_e rc);

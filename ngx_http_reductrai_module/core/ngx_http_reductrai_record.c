@@ -191,16 +191,18 @@ ngx_http_reductrai_record_head(u_char *p,
 
 int
 ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
-    ngx_http_reductrai_encoding_e coding, const u_char *raw, size_t len,
-    size_t max_decoded, ngx_http_reductrai_sink_pt sink, void *data,
-    size_t *size)
+    ngx_http_reductrai_encoding_e coding, unsigned format, const u_char *raw,
+    size_t len, size_t max_decoded, ngx_http_reductrai_sink_pt sink,
+    void *data, size_t *size)
 {
-    u_char                          *p, buf[64];
-    size_t                           blen, n, chunk, elen;
-    ssize_t                          m;
-    const char                      *err;
-    const u_char                    *body;
-    ngx_http_reductrai_decode_rc_e   rc;
+    u_char                                  *p, buf[128];
+    size_t                                   blen, n, chunk, elen;
+    ssize_t                                  m;
+    const char                              *err;
+    const u_char                            *body;
+    ngx_http_reductrai_pb_rc_e               pbrc;
+    ngx_http_reductrai_decode_rc_e           rc;
+    const ngx_http_reductrai_body_format_t  *bf;
 
     err = NULL;
     body = raw;
@@ -229,7 +231,37 @@ ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
     p = ngx_http_reductrai_cpystr(buf, "\"size\":");
     p = ngx_http_reductrai_sprint_size(p, blen);
 
-    if (err == NULL && blen) {
+    bf = ngx_http_reductrai_body_format(format);
+
+    if (err == NULL && bf != NULL) {
+        enc->minified.len = 0;
+
+        pbrc = ngx_http_reductrai_pb_json(&enc->pb, bf->descriptor,
+                                          bf->style, body, blen,
+                                          &enc->minified);
+
+        if (pbrc == NGX_HTTP_REDUCTRAI_PB_OK) {
+            /* the names are our own: they never need escaping */
+
+            p = ngx_http_reductrai_cpystr(p, ",\"body_format\":\"");
+            n = strlen(bf->name);
+            p = ngx_http_reductrai_cpymem(p, bf->name, n);
+            p = ngx_http_reductrai_cpystr(p, "\",\"body\":");
+
+            if (sink(data, buf, p - buf) != 0
+                || sink(data, enc->minified.data, enc->minified.len) != 0
+                || sink(data, (u_char *) "}\n", 2) != 0)
+            {
+                return -1;
+            }
+
+            return 0;
+        }
+
+        /* not a message of that type: its bytes are kept as they are */
+        err = ngx_http_reductrai_pb_error(pbrc);
+
+    } else if (err == NULL && blen) {
         enc->minified.len = 0;
 
         if (ngx_http_reductrai_buf_reserve(&enc->minified, blen) != 0) {
@@ -322,6 +354,8 @@ ngx_http_reductrai_record_encoder_trim(
     if (enc->text.cap > keep) {
         ngx_http_reductrai_buf_free(&enc->text);
     }
+
+    ngx_http_reductrai_pb_trim(&enc->pb, keep);
 }
 
 
@@ -332,6 +366,7 @@ ngx_http_reductrai_record_encoder_free(
     ngx_http_reductrai_buf_free(&enc->decoded);
     ngx_http_reductrai_buf_free(&enc->minified);
     ngx_http_reductrai_buf_free(&enc->text);
+    ngx_http_reductrai_pb_trim(&enc->pb, 0);
 }
 
 
@@ -700,6 +735,12 @@ ngx_http_reductrai_base64_encode(u_char *dst, const u_char *src, size_t len)
     const u_char  *end;
 
     d = dst;
+
+    if (len == 0) {
+        /* an empty bytes field of protobuf-c has no data pointer */
+        return 0;
+    }
+
     end = src + len - len % 3;
 
     while (src < end) {

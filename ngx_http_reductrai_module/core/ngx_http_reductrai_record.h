@@ -15,6 +15,7 @@
 
 #include "ngx_http_reductrai_core.h"
 #include "ngx_http_reductrai_decode.h"
+#include "ngx_http_reductrai_body_format.h"
 
 
 #define NGX_HTTP_REDUCTRAI_FP_LEN  8
@@ -42,6 +43,7 @@ typedef struct {
     ngx_http_reductrai_buf_t   decoded;
     ngx_http_reductrai_buf_t   minified;
     ngx_http_reductrai_buf_t   text;
+    ngx_http_reductrai_pb_t    pb;
 } ngx_http_reductrai_record_encoder_t;
 
 
@@ -60,15 +62,19 @@ u_char *ngx_http_reductrai_record_head(u_char *p,
  * body is one valid JSON value (whitespace outside strings removed), else
  * '"body_b64":"…"'; then ',"decode_error":"…"' when decoding failed (the raw
  * bytes are kept); then "}\n".  raw[0..len) is the body exactly as received
- * and coding its Content-Encoding.  Output goes to sink in pieces; base64 is
- * produced in bounded chunks.  *size receives the "size" value (decoded
+ * and coding its Content-Encoding.  format (ngx_http_reductrai_body_format_e)
+ * names a binary format: 0 (NONE) archives the body as above; any other
+ * prints the decoded body as JSON in "body", after '"body_format":"NAME",',
+ * or, when it is not a valid message of that type, keeps it in body_b64 with
+ * decode_error "invalid_protobuf" or "protobuf_limit".  Output goes to sink
+ * in pieces; base64 is produced in bounded chunks.  *size receives the "size" value (decoded
  * bytes, or raw bytes when decoding failed).  Returns 0, or -1 when the sink
  * failed or memory ran out (errno tells which).
  */
 int ngx_http_reductrai_record_body(ngx_http_reductrai_record_encoder_t *enc,
-    ngx_http_reductrai_encoding_e coding, const u_char *raw, size_t len,
-    size_t max_decoded, ngx_http_reductrai_sink_pt sink, void *data,
-    size_t *size);
+    ngx_http_reductrai_encoding_e coding, unsigned format, const u_char *raw,
+    size_t len, size_t max_decoded, ngx_http_reductrai_sink_pt sink,
+    void *data, size_t *size);
 
 /* releases scratch buffers larger than keep bytes (bounds a writer's RSS) */
 void ngx_http_reductrai_record_encoder_trim(

@@ -152,7 +152,7 @@ ngx_http_reductrai_transcode_frames(ngx_http_reductrai_frame_reader_t *rd,
             != NGX_HTTP_REDUCTRAI_OK
             || ngx_http_reductrai_record_body(&enc,
                                    (ngx_http_reductrai_encoding_e) f->coding,
-                                   rd->body, (size_t) f->body_len,
+                                   f->format, rd->body, (size_t) f->body_len,
                                    conf->max_decoded,
                                    ngx_http_reductrai_segment_write, seg,
                                    &decoded)

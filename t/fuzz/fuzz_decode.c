@@ -185,7 +185,7 @@ fuzz_record(ngx_http_reductrai_encoding_e enc, const u_char *in, size_t len,
     memset(&line, 0, sizeof(line));
 
     fuzz_assert(fuzz_sink(&line, (u_char *) "{", 1) == 0);
-    fuzz_assert(ngx_http_reductrai_record_body(&e, enc, in, len, max,
+    fuzz_assert(ngx_http_reductrai_record_body(&e, enc, 0, in, len, max,
                                                fuzz_sink, &line, &size)
                 == 0);
 

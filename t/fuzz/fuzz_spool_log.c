@@ -81,8 +81,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fuzz_assert(ngx_http_reductrai_record_body(&enc,
                                 (ngx_http_reductrai_encoding_e)
-                                    (rd.frame.coding % 5),
-                                rd.body, (size_t) rd.frame.body_len,
+                                    (rd.frame.coding % 6),
+                                rd.frame.format, rd.body, (size_t) rd.frame.body_len,
                                 1024 * 1024, fuzz_sink, NULL, &decoded)
                     == 0);
 

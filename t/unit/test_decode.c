@@ -10,6 +10,7 @@
 
 #include "unit.h"
 
+#include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -38,6 +39,7 @@ static void test_cap(void);
 static void test_bomb(void);
 static void test_identity(void);
 static void test_errors(void);
+static void test_snappy(void);
 
 #define decode  ngx_http_reductrai_decode
 
@@ -246,6 +248,9 @@ test_parse(void)
         { "gzip, br", NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED },
         { "gzi", NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED },
         { "gzipp", NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED },
+        { "snappy", NGX_HTTP_REDUCTRAI_ENC_SNAPPY },
+        { " Snappy", NGX_HTTP_REDUCTRAI_ENC_SNAPPY },
+        { "x-snappy-framed", NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED },
     };
 
     int  i;
@@ -722,6 +727,67 @@ test_identity(void)
 }
 
 
+/* remote write's snappy block format */
+
+static void
+test_snappy(void)
+{
+    char                      *text, *packed;
+    size_t                     n, plen, i;
+    ngx_http_reductrai_buf_t   out = { NULL, 0, 0 };
+
+    n = 300000;
+    text = malloc(n);
+    packed = malloc(snappy_max_compressed_length(n));
+
+    for (i = 0; i < n; i++) {
+        text[i] = "prometheus remote write "[i % 24] + (i / 4096) % 3;
+    }
+
+    plen = snappy_max_compressed_length(n);
+    ok(snappy_compress(text, n, packed, &plen) == SNAPPY_OK && plen < n / 4,
+       "snappy_compress: %zu bytes to %zu", n, plen);
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) packed, plen, n,
+                  &out),
+           NGX_HTTP_REDUCTRAI_DECODE_OK, "snappy decoded at the cap");
+    is_mem(out.data, out.len, text, n, "snappy gives the bytes back");
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) packed, plen,
+                  n - 1, &out),
+           NGX_HTTP_REDUCTRAI_DECODE_TOO_LARGE, "snappy one byte over the cap");
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) packed, plen - 1,
+                  MB, &out),
+           NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "truncated snappy is corrupt");
+
+    packed[plen] = 0;
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) packed, plen + 1,
+                  MB, &out),
+           NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "snappy with a trailing byte");
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) "\xff\xff\xff\xff"
+                  "\xff\xff", 6, MB, &out),
+           NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "a bad snappy length");
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) "\x00", 1, MB,
+                  &out),
+           NGX_HTTP_REDUCTRAI_DECODE_OK, "the snappy block of nothing");
+    is_int(out.len, 0, "is empty");
+
+    is_int(decode(NGX_HTTP_REDUCTRAI_ENC_SNAPPY, (u_char *) "", 0, MB, &out),
+           NGX_HTTP_REDUCTRAI_DECODE_CORRUPT, "zero bytes are no snappy block");
+
+    is_str(ngx_http_reductrai_decode_error(NGX_HTTP_REDUCTRAI_ENC_SNAPPY,
+                                         NGX_HTTP_REDUCTRAI_DECODE_CORRUPT),
+           "invalid_snappy", "decode_error of bad snappy");
+
+    free(text);
+    free(packed);
+    ngx_http_reductrai_buf_free(&out);
+}
+
+
 static void
 test_errors(void)
 {
@@ -760,6 +826,7 @@ main(void)
     test_bomb();
     test_identity();
     test_errors();
+    test_snappy();
 
     return done_testing();
 }

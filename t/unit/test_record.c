@@ -94,8 +94,8 @@ body(ngx_http_reductrai_record_encoder_t *enc,
 
     out.buf.data[0] = '\0';
 
-    if (ngx_http_reductrai_record_body(enc, coding, raw, len, max, sink, &out,
-                                       size)
+    if (ngx_http_reductrai_record_body(enc, coding, 0, raw, len, max, sink,
+                                       &out, size)
         != 0)
     {
         return NULL;
@@ -355,7 +355,7 @@ test_body(void)
             errno = 0;
 
             ok(ngx_http_reductrai_record_body(&enc,
-                                              NGX_HTTP_REDUCTRAI_ENC_IDENTITY,
+                                              NGX_HTTP_REDUCTRAI_ENC_IDENTITY, 0,
                                               (u_char *) paths[i].body, 3,
                                               1024, sink, &out, &size)
                == -1 && errno == EIO,

@@ -1,0 +1,1265 @@
+
+/*
+ * Copyright (C) the ngx_http_reductrai_module authors.
+ */
+
+
+#include "ngx_http_reductrai_protobuf.h"
+#include "ngx_http_reductrai_json.h"
+#include "ngx_http_reductrai_record.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#define NGX_HTTP_REDUCTRAI_PB_ALIGN       16
+/* a block's header, rounded up to the alignment */
+#define NGX_HTTP_REDUCTRAI_PB_HEADER                                         \
+    ((sizeof(ngx_http_reductrai_pb_block_t) + NGX_HTTP_REDUCTRAI_PB_ALIGN - 1) \
+     & ~((size_t) NGX_HTTP_REDUCTRAI_PB_ALIGN - 1))
+#define NGX_HTTP_REDUCTRAI_PB_BLOCK_MIN   (64 * 1024)
+#define NGX_HTTP_REDUCTRAI_PB_BLOCK_MAX   (8 * 1024 * 1024)
+/* repeated fields are counted for messages of at most this many fields */
+#define NGX_HTTP_REDUCTRAI_PB_COUNTED     64
+/* the most one scalar, key or punctuation can add to the output */
+#define NGX_HTTP_REDUCTRAI_PB_SCALAR_LEN  64
+
+
+struct ngx_http_reductrai_pb_block_s {
+    ngx_http_reductrai_pb_block_t  *next;
+    size_t                          size;
+    size_t                          pos;
+    /* the block's memory follows at NGX_HTTP_REDUCTRAI_PB_HEADER */
+};
+
+
+typedef struct {
+    ngx_http_reductrai_pb_t       *pb;
+    ngx_http_reductrai_pb_rc_e     failed;   /* why the allocator said no */
+} ngx_http_reductrai_pb_alloc_t;
+
+
+typedef struct {
+    ngx_http_reductrai_buf_t      *out;
+    size_t                         limit;    /* of out->len */
+    unsigned                       style;
+} ngx_http_reductrai_pb_print_t;
+
+
+static void *ngx_http_reductrai_pb_alloc(void *data, size_t size);
+static void ngx_http_reductrai_pb_free(void *data, void *p);
+static ngx_http_reductrai_pb_rc_e ngx_http_reductrai_pb_scan(
+    const ProtobufCMessageDescriptor *desc, const u_char *p,
+    const u_char *end, unsigned depth);
+static int ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
+    uint64_t *v);
+static int ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end);
+static int ngx_http_reductrai_pb_message(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCMessage *msg);
+static int ngx_http_reductrai_pb_field(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *member, unsigned always);
+static int ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *array, size_t n);
+static int ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, ProtobufCMessage **entries, size_t n);
+static int ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f);
+static int ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *v);
+static int ngx_http_reductrai_pb_is_default(const ProtobufCFieldDescriptor *f,
+    const void *v);
+static int ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
+    const char *name, unsigned comma);
+static int ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCMessage *msg, unsigned comma);
+static int ngx_http_reductrai_pb_reserve(ngx_http_reductrai_pb_print_t *pr,
+    size_t n);
+static int ngx_http_reductrai_pb_char(ngx_http_reductrai_pb_print_t *pr,
+    u_char c);
+static u_char *ngx_http_reductrai_pb_int(u_char *p, int64_t v, unsigned big);
+static u_char *ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big);
+static u_char *ngx_http_reductrai_pb_double(u_char *p, double v,
+    unsigned style);
+static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
+    unsigned wire_type);
+
+
+#define ngx_http_reductrai_pb_cpystr(p, s)                                   \
+    ((u_char *) memcpy(p, s, sizeof(s) - 1) + sizeof(s) - 1)
+
+#define ngx_http_reductrai_pb_member(msg, off)                               \
+    ((const u_char *) (msg) + (off))
+
+
+static const u_char  ngx_http_reductrai_pb_hex[] = "0123456789abcdef";
+
+
+ngx_http_reductrai_pb_rc_e
+ngx_http_reductrai_pb_json(ngx_http_reductrai_pb_t *pb,
+    const ProtobufCMessageDescriptor *desc, unsigned style,
+    const u_char *in, size_t len, ngx_http_reductrai_buf_t *out)
+{
+    size_t                          start;
+    ProtobufCMessage               *msg;
+    ProtobufCAllocator              allocator;
+    ngx_http_reductrai_pb_rc_e      rc;
+    ngx_http_reductrai_pb_block_t  *b;
+    ngx_http_reductrai_pb_alloc_t   a;
+    ngx_http_reductrai_pb_print_t   pr;
+
+    if (len == 0) {
+        /* an empty body is the empty message; its pointer may be NULL */
+        in = (const u_char *) "";
+    }
+
+    /* the walk checks what protobuf-c does not: depth, counts, UTF-8 */
+
+    rc = ngx_http_reductrai_pb_scan(desc, in, in + len, 1);
+    if (rc != NGX_HTTP_REDUCTRAI_PB_OK) {
+        return rc;
+    }
+
+    for (b = pb->blocks; b != NULL; b = b->next) {
+        b->pos = 0;
+    }
+
+    pb->current = pb->blocks;
+    pb->used = 0;
+    pb->limit = (len < (NGX_HTTP_REDUCTRAI_PB_MEM_MAX
+                        - NGX_HTTP_REDUCTRAI_PB_MEM_EXTRA)
+                       / NGX_HTTP_REDUCTRAI_PB_MEM_RATIO)
+                ? len * NGX_HTTP_REDUCTRAI_PB_MEM_RATIO
+                  + NGX_HTTP_REDUCTRAI_PB_MEM_EXTRA
+                : NGX_HTTP_REDUCTRAI_PB_MEM_MAX;
+
+    a.pb = pb;
+    a.failed = NGX_HTTP_REDUCTRAI_PB_INVALID;
+
+    allocator.alloc = ngx_http_reductrai_pb_alloc;
+    allocator.free = ngx_http_reductrai_pb_free;
+    allocator.allocator_data = &a;
+
+    msg = protobuf_c_message_unpack(desc, &allocator, len, in);
+    if (msg == NULL) {
+        return a.failed;
+    }
+
+    start = out->len;
+
+    pr.out = out;
+    pr.limit = out->len + pb->limit;
+    pr.style = style;
+
+    if (ngx_http_reductrai_pb_message(&pr, msg) != 0) {
+        out->len = start;
+        return (pr.limit == 0) ? NGX_HTTP_REDUCTRAI_PB_LIMIT
+                               : NGX_HTTP_REDUCTRAI_PB_NOMEM;
+    }
+
+    /* nothing to free: the arena is reset by the next body */
+
+    return NGX_HTTP_REDUCTRAI_PB_OK;
+}
+
+
+const char *
+ngx_http_reductrai_pb_error(ngx_http_reductrai_pb_rc_e rc)
+{
+    switch (rc) {
+
+    case NGX_HTTP_REDUCTRAI_PB_OK:
+        return NULL;
+
+    case NGX_HTTP_REDUCTRAI_PB_LIMIT:
+        return "protobuf_limit";
+
+    case NGX_HTTP_REDUCTRAI_PB_NOMEM:
+        return "out_of_memory";
+
+    default:
+        return "invalid_protobuf";
+    }
+}
+
+
+void
+ngx_http_reductrai_pb_trim(ngx_http_reductrai_pb_t *pb, size_t keep)
+{
+    ngx_http_reductrai_pb_block_t  *b, *next;
+
+    if (keep && pb->held <= keep) {
+        return;
+    }
+
+    for (b = pb->blocks; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    pb->blocks = NULL;
+    pb->current = NULL;
+    pb->used = 0;
+    pb->held = 0;
+}
+
+
+/*
+ * A bump allocator over blocks kept from body to body; free() is a no-op.
+ * It refuses (protobuf-c then fails the unpack) once the body's limit is
+ * reached, and says why in failed.
+ */
+
+static void *
+ngx_http_reductrai_pb_alloc(void *data, size_t size)
+{
+    size_t                          bsize;
+    u_char                         *p;
+    ngx_http_reductrai_pb_t        *pb;
+    ngx_http_reductrai_pb_block_t  *b, *prev;
+    ngx_http_reductrai_pb_alloc_t  *a;
+
+    a = data;
+    pb = a->pb;
+
+    size = (size + NGX_HTTP_REDUCTRAI_PB_ALIGN - 1)
+           & ~((size_t) NGX_HTTP_REDUCTRAI_PB_ALIGN - 1);
+
+    if (size > pb->limit - pb->used) {
+        a->failed = NGX_HTTP_REDUCTRAI_PB_LIMIT;
+        return NULL;
+    }
+
+    prev = NULL;
+
+    for (b = pb->current; b != NULL; b = b->next) {
+        if (b->size - b->pos >= size) {
+            break;
+        }
+
+        prev = b;
+    }
+
+    if (b == NULL) {
+        bsize = (pb->held < NGX_HTTP_REDUCTRAI_PB_BLOCK_MIN)
+                ? NGX_HTTP_REDUCTRAI_PB_BLOCK_MIN : pb->held;
+
+        if (bsize > NGX_HTTP_REDUCTRAI_PB_BLOCK_MAX) {
+            bsize = NGX_HTTP_REDUCTRAI_PB_BLOCK_MAX;
+        }
+
+        if (bsize < size) {
+            bsize = size;
+        }
+
+        b = malloc(NGX_HTTP_REDUCTRAI_PB_HEADER + bsize);
+        if (b == NULL) {
+            a->failed = NGX_HTTP_REDUCTRAI_PB_NOMEM;
+            return NULL;
+        }
+
+        b->next = NULL;
+        b->size = bsize;
+        b->pos = 0;
+
+        pb->held += bsize;
+
+        if (prev != NULL) {
+            prev->next = b;
+
+        } else {
+            pb->blocks = b;
+        }
+    }
+
+    /* blocks passed over keep their free tail; few are, and only once */
+
+    pb->current = b;
+
+    p = (u_char *) b + NGX_HTTP_REDUCTRAI_PB_HEADER + b->pos;
+    b->pos += size;
+    pb->used += size;
+
+    return p;
+}
+
+
+static void
+ngx_http_reductrai_pb_free(void *data, void *p)
+{
+    /* the arena is reset as a whole */
+}
+
+
+/*
+ * One pass over the wire format, before protobuf-c allocates anything:
+ * every tag, length and nested message must be well formed, messages nest at
+ * most NGX_HTTP_REDUCTRAI_PB_MAX_DEPTH deep, a repeated field of one message
+ * holds at most NGX_HTTP_REDUCTRAI_PB_MAX_REPEATED elements, and strings are
+ * UTF-8 without NUL.  Fields the descriptor does not know are only skipped.
+ */
+
+static ngx_http_reductrai_pb_rc_e
+ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
+    const u_char *p, const u_char *end, unsigned depth)
+{
+    size_t                           idx;
+    uint32_t                         counts[NGX_HTTP_REDUCTRAI_PB_COUNTED];
+    uint64_t                         key, v, n;
+    const u_char                    *sub;
+    ngx_http_reductrai_pb_rc_e       rc;
+    const ProtobufCFieldDescriptor  *f;
+
+    if (depth > NGX_HTTP_REDUCTRAI_PB_MAX_DEPTH) {
+        return NGX_HTTP_REDUCTRAI_PB_LIMIT;
+    }
+
+    memset(counts, 0, sizeof(counts));
+
+    while (p < end) {
+        if (ngx_http_reductrai_pb_varint(&p, end, &key) != 0
+            || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
+        {
+            return NGX_HTTP_REDUCTRAI_PB_INVALID;
+        }
+
+        f = protobuf_c_message_descriptor_get_field(desc,
+                                                    (unsigned) (key >> 3));
+        n = 1;
+
+        switch (key & 7) {
+
+        case 0:
+            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0) {
+                return NGX_HTTP_REDUCTRAI_PB_INVALID;
+            }
+
+            break;
+
+        case 1:
+            if (end - p < 8) {
+                return NGX_HTTP_REDUCTRAI_PB_INVALID;
+            }
+
+            p += 8;
+            break;
+
+        case 5:
+            if (end - p < 4) {
+                return NGX_HTTP_REDUCTRAI_PB_INVALID;
+            }
+
+            p += 4;
+            break;
+
+        case 2:
+            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0
+                || v > (uint64_t) (end - p))
+            {
+                return NGX_HTTP_REDUCTRAI_PB_INVALID;
+            }
+
+            sub = p;
+            p += v;
+
+            if (f == NULL) {
+                break;
+            }
+
+            switch (f->type) {
+
+            case PROTOBUF_C_TYPE_MESSAGE:
+                rc = ngx_http_reductrai_pb_scan(f->descriptor, sub, p,
+                                                depth + 1);
+                if (rc != NGX_HTTP_REDUCTRAI_PB_OK) {
+                    return rc;
+                }
+
+                break;
+
+            case PROTOBUF_C_TYPE_STRING:
+                if (ngx_http_reductrai_pb_utf8(sub, p) != 0) {
+                    return NGX_HTTP_REDUCTRAI_PB_INVALID;
+                }
+
+                break;
+
+            case PROTOBUF_C_TYPE_BYTES:
+                break;
+
+            case PROTOBUF_C_TYPE_DOUBLE:
+            case PROTOBUF_C_TYPE_FIXED64:
+            case PROTOBUF_C_TYPE_SFIXED64:
+                n = v / 8;
+                break;
+
+            case PROTOBUF_C_TYPE_FLOAT:
+            case PROTOBUF_C_TYPE_FIXED32:
+            case PROTOBUF_C_TYPE_SFIXED32:
+                n = v / 4;
+                break;
+
+            default:
+                /* packed varints: one ends at each byte below 0x80 */
+                for (n = 0; sub < p; sub++) {
+                    n += (*sub < 0x80);
+                }
+            }
+
+            break;
+
+        default:
+            /* groups (deprecated, absent from proto3) and bad wire types */
+            return NGX_HTTP_REDUCTRAI_PB_INVALID;
+        }
+
+        if (f != NULL && f->label == PROTOBUF_C_LABEL_REPEATED) {
+            idx = f - desc->fields;
+
+            if (idx < NGX_HTTP_REDUCTRAI_PB_COUNTED) {
+                if (n > NGX_HTTP_REDUCTRAI_PB_MAX_REPEATED - counts[idx]) {
+                    return NGX_HTTP_REDUCTRAI_PB_LIMIT;
+                }
+
+                counts[idx] += n;
+            }
+        }
+    }
+
+    return NGX_HTTP_REDUCTRAI_PB_OK;
+}
+
+
+static int
+ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
+    uint64_t *v)
+{
+    unsigned       shift;
+    uint64_t       r;
+    const u_char  *p;
+
+    p = *pp;
+    r = 0;
+
+    for (shift = 0; shift < 64; shift += 7) {
+        if (p == end) {
+            return -1;
+        }
+
+        r |= (uint64_t) (*p & 0x7f) << shift;
+
+        if (*p++ < 0x80) {
+            *pp = p;
+            *v = r;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+/* RFC 3629 UTF-8, and no NUL */
+
+static int
+ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end)
+{
+    u_char    c;
+    size_t    n;
+    uint32_t  cp, min;
+
+    while (p < end) {
+        c = *p++;
+
+        if (c >= 0x01 && c < 0x80) {
+            continue;
+        }
+
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+            min = 0x80;
+
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+            min = 0x800;
+
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+            min = 0x10000;
+
+        } else {
+            return -1;
+        }
+
+        if ((size_t) (end - p) < n) {
+            return -1;
+        }
+
+        while (n--) {
+            if ((*p & 0xc0) != 0x80) {
+                return -1;
+            }
+
+            cp = (cp << 6) | (*p++ & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            return -1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * Fields in the descriptor's order (by number).  A proto3 field without
+ * presence is printed when it is not its zero value, or always with
+ * NGX_HTTP_REDUCTRAI_PB_DEFAULTS (scalars only); the member of a oneof that
+ * is set is always printed, even when zero.
+ */
+
+static int
+ngx_http_reductrai_pb_message(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCMessage *msg)
+{
+    size_t                             n;
+    unsigned                           comma, always;
+    const void                        *member;
+    const ProtobufCFieldDescriptor    *f, *end;
+    const ProtobufCMessageDescriptor  *desc;
+
+    desc = msg->descriptor;
+
+    if (ngx_http_reductrai_pb_char(pr, '{') != 0) {
+        return -1;
+    }
+
+    comma = 0;
+    end = desc->fields + desc->n_fields;
+
+    for (f = desc->fields; f < end; f++) {
+        member = ngx_http_reductrai_pb_member(msg, f->offset);
+
+        if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            n = *(const size_t *)
+                    ngx_http_reductrai_pb_member(msg, f->quantifier_offset);
+
+            if (n == 0) {
+                continue;
+            }
+
+            if (ngx_http_reductrai_pb_key(pr, f->name, comma) != 0
+                || ngx_http_reductrai_pb_repeated(pr, f,
+                                                  *(void * const *) member, n)
+                   != 0)
+            {
+                return -1;
+            }
+
+            comma = 1;
+            continue;
+        }
+
+        always = 0;
+
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)
+                    ngx_http_reductrai_pb_member(msg, f->quantifier_offset)
+                != f->id)
+            {
+                continue;
+            }
+
+            always = 1;
+
+        } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL
+                   && f->quantifier_offset != 0)
+        {
+            /* proto2 "optional" scalars carry has_ flags */
+
+            if (!*(const protobuf_c_boolean *)
+                    ngx_http_reductrai_pb_member(msg, f->quantifier_offset))
+            {
+                continue;
+            }
+
+            always = 1;
+        }
+
+        switch (ngx_http_reductrai_pb_field(pr, f, member,
+                                            always | comma << 1))
+        {
+        case -1:
+            return -1;
+
+        case 1:
+            comma = 1;
+        }
+    }
+
+    if (msg->n_unknown_fields) {
+        if (ngx_http_reductrai_pb_unknown(pr, msg, comma) != 0) {
+            return -1;
+        }
+    }
+
+    if (ngx_http_reductrai_pb_char(pr, '}') != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * flags: bit 0 "print even the zero value", bit 1 "a comma goes first";
+ * returns 1 when the field was printed, 0 when skipped, -1 on failure
+ */
+
+static int
+ngx_http_reductrai_pb_field(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *member, unsigned flags)
+{
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+        if (*(void * const *) member == NULL) {
+            return 0;
+        }
+
+    } else if (!(flags & 1)
+               && ngx_http_reductrai_pb_is_default(f, member)
+               && !((pr->style & NGX_HTTP_REDUCTRAI_PB_DEFAULTS)
+                    && f->type != PROTOBUF_C_TYPE_BYTES))
+    {
+        return 0;
+    }
+
+    if (ngx_http_reductrai_pb_key(pr, f->name, flags >> 1) != 0
+        || ngx_http_reductrai_pb_value(pr, f, member) != 0)
+    {
+        return -1;
+    }
+
+    return 1;
+}
+
+
+static int
+ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *array, size_t n)
+{
+    size_t        i, size;
+    const u_char  *p;
+
+    if (f->type == PROTOBUF_C_TYPE_MESSAGE
+        && ngx_http_reductrai_pb_is_map(f))
+    {
+        return ngx_http_reductrai_pb_map(pr, f, (ProtobufCMessage **) array,
+                                         n);
+    }
+
+    switch (f->type) {
+
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+    case PROTOBUF_C_TYPE_DOUBLE:
+        size = 8;
+        break;
+
+    case PROTOBUF_C_TYPE_BOOL:
+        size = sizeof(protobuf_c_boolean);
+        break;
+
+    case PROTOBUF_C_TYPE_STRING:
+    case PROTOBUF_C_TYPE_MESSAGE:
+        size = sizeof(void *);
+        break;
+
+    case PROTOBUF_C_TYPE_BYTES:
+        size = sizeof(ProtobufCBinaryData);
+        break;
+
+    default:
+        size = 4;
+    }
+
+    if (ngx_http_reductrai_pb_char(pr, '[') != 0) {
+        return -1;
+    }
+
+    for (i = 0, p = array; i < n; i++, p += size) {
+        if (i) {
+            if (ngx_http_reductrai_pb_char(pr, ',') != 0) {
+                return -1;
+            }
+        }
+
+        if (ngx_http_reductrai_pb_value(pr, f, p) != 0) {
+            return -1;
+        }
+    }
+
+    if (ngx_http_reductrai_pb_char(pr, ']') != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * map<K, V> is a repeated "…Entry" message of key = 1 and value = 2 on the
+ * wire; in JSON it is an object (keys as strings), as proto3 JSON has it.
+ * Entries are printed in wire order, all of them.
+ */
+
+static int
+ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, ProtobufCMessage **entries, size_t n)
+{
+    size_t                             i, start;
+    u_char                            *p;
+    const ProtobufCFieldDescriptor    *k, *v;
+    const ProtobufCMessageDescriptor  *desc;
+
+    desc = f->descriptor;
+    k = &desc->fields[0];
+    v = &desc->fields[1];
+
+    if (ngx_http_reductrai_pb_char(pr, '{') != 0) {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (i && ngx_http_reductrai_pb_char(pr, ',') != 0) {
+            return -1;
+        }
+
+        start = pr->out->len;
+
+        if (ngx_http_reductrai_pb_value(pr, k,
+                ngx_http_reductrai_pb_member(entries[i], k->offset))
+            != 0)
+        {
+            return -1;
+        }
+
+        if (pr->out->data[start] != '"') {
+            /* a number or bool key: JSON keys are strings */
+
+            if (ngx_http_reductrai_pb_reserve(pr, 2) != 0) {
+                return -1;
+            }
+
+            p = pr->out->data + start;
+            memmove(p + 1, p, pr->out->len - start);
+            *p = '"';
+            pr->out->data[++pr->out->len] = '"';
+            pr->out->len++;
+        }
+
+        if (ngx_http_reductrai_pb_char(pr, ':') != 0) {
+            return -1;
+        }
+
+        if (v->type == PROTOBUF_C_TYPE_MESSAGE
+            && *(void * const *)
+                   ngx_http_reductrai_pb_member(entries[i], v->offset)
+               == NULL)
+        {
+            if (ngx_http_reductrai_pb_reserve(pr, 2) != 0) {
+                return -1;
+            }
+
+            pr->out->data[pr->out->len++] = '{';
+            pr->out->data[pr->out->len++] = '}';
+            continue;
+        }
+
+        if (ngx_http_reductrai_pb_value(pr, v,
+                ngx_http_reductrai_pb_member(entries[i], v->offset))
+            != 0)
+        {
+            return -1;
+        }
+    }
+
+    if (ngx_http_reductrai_pb_char(pr, '}') != 0) {
+        return -1;
+    }
+
+    return 0;
+}
+
+
+static int
+ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f)
+{
+    size_t                             len;
+    const ProtobufCMessageDescriptor  *d;
+
+    d = f->descriptor;
+    len = strlen(d->name);
+
+    return d->n_fields == 2
+           && len > 5 && strcmp(d->name + len - 5, "Entry") == 0
+           && d->fields[0].id == 1 && strcmp(d->fields[0].name, "key") == 0
+           && d->fields[1].id == 2 && strcmp(d->fields[1].name, "value") == 0
+           && d->fields[0].label != PROTOBUF_C_LABEL_REPEATED
+           && d->fields[1].label != PROTOBUF_C_LABEL_REPEATED;
+}
+
+
+static int
+ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCFieldDescriptor *f, const void *v)
+{
+    size_t                     n, len;
+    u_char                    *p;
+    unsigned                   big, hex;
+    const char                *s;
+    const ProtobufCBinaryData  *bin;
+
+    if (ngx_http_reductrai_pb_reserve(pr, NGX_HTTP_REDUCTRAI_PB_SCALAR_LEN)
+        != 0)
+    {
+        return -1;
+    }
+
+    p = pr->out->data + pr->out->len;
+    big = (pr->style & NGX_HTTP_REDUCTRAI_PB_INT64_STRING) ? 1 : 0;
+
+    switch (f->type) {
+
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+        p = ngx_http_reductrai_pb_int(p, *(const int32_t *) v, 0);
+        break;
+
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        p = ngx_http_reductrai_pb_uint(p, *(const uint32_t *) v, 0);
+        break;
+
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        p = ngx_http_reductrai_pb_int(p, *(const int64_t *) v, big);
+        break;
+
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        p = ngx_http_reductrai_pb_uint(p, *(const uint64_t *) v, big);
+        break;
+
+    case PROTOBUF_C_TYPE_FLOAT:
+        p = ngx_http_reductrai_pb_double(p, *(const float *) v, pr->style);
+        break;
+
+    case PROTOBUF_C_TYPE_DOUBLE:
+        p = ngx_http_reductrai_pb_double(p, *(const double *) v, pr->style);
+        break;
+
+    case PROTOBUF_C_TYPE_BOOL:
+        if (*(const protobuf_c_boolean *) v) {
+            p = ngx_http_reductrai_pb_cpystr(p, "true");
+
+        } else {
+            p = ngx_http_reductrai_pb_cpystr(p, "false");
+        }
+
+        break;
+
+    case PROTOBUF_C_TYPE_STRING:
+        s = *(char * const *) v;
+        len = (s != NULL) ? strlen(s) : 0;
+        n = ngx_http_reductrai_json_escape_len((const u_char *) s, len);
+
+        if (ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
+            return -1;
+        }
+
+        p = pr->out->data + pr->out->len;
+        *p++ = '"';
+        p = ngx_http_reductrai_json_escape(p, (const u_char *) s, len);
+        *p++ = '"';
+        break;
+
+    case PROTOBUF_C_TYPE_BYTES:
+        bin = v;
+
+        hex = (pr->style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
+              && (strcmp(f->name, "trace_id") == 0
+                  || strcmp(f->name, "span_id") == 0
+                  || strcmp(f->name, "parent_span_id") == 0);
+
+        n = hex ? bin->len * 2 : (bin->len + 2) / 3 * 4;
+
+        if (ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
+            return -1;
+        }
+
+        p = pr->out->data + pr->out->len;
+        *p++ = '"';
+
+        if (hex) {
+            p = ngx_http_reductrai_hex(p, bin->data, bin->len);
+
+        } else {
+            p += ngx_http_reductrai_base64_encode(p, bin->data, bin->len);
+        }
+
+        *p++ = '"';
+        break;
+
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return ngx_http_reductrai_pb_message(pr,
+                                             *(ProtobufCMessage * const *) v);
+
+    default:
+        return -1;
+    }
+
+    pr->out->len = p - pr->out->data;
+
+    return 0;
+}
+
+
+static int
+ngx_http_reductrai_pb_is_default(const ProtobufCFieldDescriptor *f,
+    const void *v)
+{
+    const char  *s;
+
+    switch (f->type) {
+
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return *(const uint64_t *) v == 0;
+
+    case PROTOBUF_C_TYPE_DOUBLE:
+        /* -0.0 is not the default: its bits are not zero */
+        return *(const uint64_t *) v == 0;
+
+    case PROTOBUF_C_TYPE_FLOAT:
+        return *(const uint32_t *) v == 0;
+
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *) v == 0;
+
+    case PROTOBUF_C_TYPE_STRING:
+        s = *(char * const *) v;
+        return s == NULL || *s == '\0';
+
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *) v)->len == 0;
+
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(void * const *) v == NULL;
+
+    default:
+        return *(const uint32_t *) v == 0;
+    }
+}
+
+
+/* '"name":', lowerCamelCase when the style asks (proto3 JSON's json_name) */
+
+static int
+ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
+    const char *name, unsigned comma)
+{
+    u_char       *p;
+    size_t        len;
+    unsigned      up;
+    const char   *s;
+
+    len = strlen(name);
+
+    if (ngx_http_reductrai_pb_reserve(pr, len + 4) != 0) {
+        return -1;
+    }
+
+    p = pr->out->data + pr->out->len;
+
+    if (comma) {
+        *p++ = ',';
+    }
+
+    *p++ = '"';
+
+    if (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL) {
+        up = 0;
+
+        for (s = name; *s; s++) {
+            if (*s == '_') {
+                up = 1;
+                continue;
+            }
+
+            *p++ = (up && *s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s;
+            up = 0;
+        }
+
+    } else {
+        p = (u_char *) memcpy(p, name, len) + len;
+    }
+
+    *p++ = '"';
+    *p++ = ':';
+
+    pr->out->len = p - pr->out->data;
+
+    return 0;
+}
+
+
+/*
+ * "_unknown": the base64 of the unknown fields' wire bytes (tag, then the
+ * field as protobuf-c kept it, length prefix included), in wire order, so a
+ * re-encoder can append them as they came.
+ */
+
+static int
+ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
+    const ProtobufCMessage *msg, unsigned comma)
+{
+    size_t                          i, n, raw, t;
+    u_char                         *wire, *w;
+    const ProtobufCMessageUnknownField  *u;
+
+    raw = 0;
+
+    for (i = 0; i < msg->n_unknown_fields; i++) {
+        raw += 10 + msg->unknown_fields[i].len;
+    }
+
+    wire = malloc(raw ? raw : 1);
+    if (wire == NULL) {
+        return -1;
+    }
+
+    w = wire;
+
+    for (i = 0; i < msg->n_unknown_fields; i++) {
+        u = &msg->unknown_fields[i];
+
+        t = ngx_http_reductrai_pb_tag(w, u->tag, u->wire_type);
+        w += t;
+
+        if (u->len) {
+            memcpy(w, u->data, u->len);
+            w += u->len;
+        }
+    }
+
+    raw = w - wire;
+    n = (raw + 2) / 3 * 4;
+
+    if (ngx_http_reductrai_pb_key(pr, "_unknown", comma) != 0
+        || ngx_http_reductrai_pb_reserve(pr, n + 2) != 0)
+    {
+        free(wire);
+        return -1;
+    }
+
+    w = pr->out->data + pr->out->len;
+    *w++ = '"';
+    w += ngx_http_reductrai_base64_encode(w, wire, raw);
+    *w++ = '"';
+
+    pr->out->len = w - pr->out->data;
+
+    free(wire);
+
+    return 0;
+}
+
+
+static size_t
+ngx_http_reductrai_pb_tag(u_char *p, uint32_t id, unsigned wire_type)
+{
+    size_t    n;
+    uint64_t  v;
+
+    v = ((uint64_t) id << 3) | wire_type;
+
+    for (n = 0; v >= 0x80; n++) {
+        p[n] = (u_char) (v | 0x80);
+        v >>= 7;
+    }
+
+    p[n++] = (u_char) v;
+
+    return n;
+}
+
+
+/*
+ * Room for n more bytes of output.  A zero limit afterwards tells the
+ * caller the output cap was hit rather than memory.
+ */
+
+static int
+ngx_http_reductrai_pb_reserve(ngx_http_reductrai_pb_print_t *pr, size_t n)
+{
+    if (pr->out->len + n <= pr->out->cap) {
+        return 0;
+    }
+
+    if (pr->out->len + n > pr->limit) {
+        pr->limit = 0;
+        return -1;
+    }
+
+    return ngx_http_reductrai_buf_reserve(pr->out, n);
+}
+
+
+static int
+ngx_http_reductrai_pb_char(ngx_http_reductrai_pb_print_t *pr, u_char c)
+{
+    if (ngx_http_reductrai_pb_reserve(pr, 1) != 0) {
+        return -1;
+    }
+
+    pr->out->data[pr->out->len++] = c;
+
+    return 0;
+}
+
+
+/* 64-bit values beyond 2^53 are not exact as JSON numbers: "big" quotes */
+
+#define NGX_HTTP_REDUCTRAI_PB_EXACT  ((uint64_t) 1 << 53)
+
+
+static u_char *
+ngx_http_reductrai_pb_int(u_char *p, int64_t v, unsigned big)
+{
+    uint64_t  u;
+    unsigned  quote;
+
+    u = (v < 0) ? (uint64_t) 0 - (uint64_t) v : (uint64_t) v;
+    quote = big || u > NGX_HTTP_REDUCTRAI_PB_EXACT;
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    p = ngx_http_reductrai_pb_uint(p, u, 2);
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    return p;
+}
+
+
+/* big: 1 quote always, 0 quote when inexact, 2 never (a digits-only call) */
+
+static u_char *
+ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big)
+{
+    u_char    tmp[24], *t;
+    unsigned  quote;
+
+    quote = (big == 1) || (big == 0 && v > NGX_HTTP_REDUCTRAI_PB_EXACT);
+
+    t = tmp + sizeof(tmp);
+
+    do {
+        *--t = (u_char) ('0' + v % 10);
+        v /= 10;
+    } while (v);
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    memcpy(p, t, tmp + sizeof(tmp) - t);
+    p += tmp + sizeof(tmp) - t;
+
+    if (quote) {
+        *p++ = '"';
+    }
+
+    return p;
+}
+
+
+/*
+ * The shortest decimal that reads back as the same double.  Integral values
+ * (the common case of metrics) take a fast path.  NaN and infinities are
+ * the strings of proto3 JSON; a NaN other than the usual one (Prometheus'
+ * stale marker is 0x7ff0000000000002) keeps its bits as "NaN:0x…" outside
+ * the OTLP style, whose readers accept only "NaN".
+ */
+
+static u_char *
+ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
+{
+    int       n, prec;
+    char      buf[40];
+    uint64_t  bits;
+
+    if (isnan(v)) {
+        memcpy(&bits, &v, sizeof(double));
+
+        if ((style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
+            || (bits & ~((uint64_t) 1 << 63)) == 0x7ff8000000000000ULL)
+        {
+            return ngx_http_reductrai_pb_cpystr(p, "\"NaN\"");
+        }
+
+        p = ngx_http_reductrai_pb_cpystr(p, "\"NaN:0x");
+
+        for (n = 60; n >= 0; n -= 4) {
+            *p++ = ngx_http_reductrai_pb_hex[(bits >> n) & 0xf];
+        }
+
+        *p++ = '"';
+
+        return p;
+    }
+
+    if (isinf(v)) {
+        return (v > 0) ? ngx_http_reductrai_pb_cpystr(p, "\"Infinity\"")
+                       : ngx_http_reductrai_pb_cpystr(p, "\"-Infinity\"");
+    }
+
+    if (v >= -9007199254740992.0 && v <= 9007199254740992.0
+        && v == (double) (int64_t) v && !(v == 0 && signbit(v)))
+    {
+        return ngx_http_reductrai_pb_int(p, (int64_t) v, 0);
+    }
+
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(buf, sizeof(buf), "%.*g", prec, v);
+
+        if (prec == 17 || strtod(buf, NULL) == v) {
+            break;
+        }
+    }
+
+    memcpy(p, buf, n);
+
+    return p + n;
+}
