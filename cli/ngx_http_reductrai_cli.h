@@ -55,6 +55,32 @@ typedef struct {
 } ngx_http_reductrai_cli_object_t;
 
 
+/* what an intake path carries, for its age window (replay) */
+typedef enum {
+    NGX_HTTP_REDUCTRAI_KIND_METRICS = 0,
+    NGX_HTTP_REDUCTRAI_KIND_LOGS,
+    NGX_HTTP_REDUCTRAI_KIND_TRACES,
+    NGX_HTTP_REDUCTRAI_KIND_EVENTS,
+    NGX_HTTP_REDUCTRAI_KIND_OTHER,
+    NGX_HTTP_REDUCTRAI_KIND_N
+} ngx_http_reductrai_cli_kind_e;
+
+
+typedef enum {
+    NGX_HTTP_REDUCTRAI_WINDOW_INSIDE = 0,
+    NGX_HTTP_REDUCTRAI_WINDOW_PARTLY,
+    NGX_HTTP_REDUCTRAI_WINDOW_OUTSIDE
+} ngx_http_reductrai_cli_verdict_e;
+
+
+/* the timestamps of a body, ms; count 0: none found */
+typedef struct {
+    int64_t                            oldest;
+    int64_t                            newest;
+    uint64_t                           count;
+} ngx_http_reductrai_cli_times_t;
+
+
 typedef struct {
     const char                        *command;
 
@@ -99,6 +125,8 @@ typedef struct {
     unsigned                           dry_run:1;
     unsigned                           insecure:1;
     int                                progress;    /* -1 auto, 0, 1 */
+    int64_t       window[NGX_HTTP_REDUCTRAI_KIND_N];  /* ms, -1: none */
+    unsigned                           include_expired:1;
 
     /* counters for --verbose */
     uint64_t                           listed;
@@ -181,6 +209,22 @@ int ngx_http_reductrai_cli_ls(ngx_http_reductrai_cli_t *cli);
 int ngx_http_reductrai_cli_cat(ngx_http_reductrai_cli_t *cli);
 int ngx_http_reductrai_cli_verify(ngx_http_reductrai_cli_t *cli);
 int ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli);
+
+
+/* ngx_http_reductrai_cli_window.c: the intake's age windows */
+const char *ngx_http_reductrai_cli_kind_name(
+    ngx_http_reductrai_cli_kind_e kind);
+ngx_http_reductrai_cli_kind_e ngx_http_reductrai_cli_kind(const u_char *uri,
+    size_t len);
+void ngx_http_reductrai_cli_window_defaults(int64_t *window);
+int ngx_http_reductrai_cli_window_parse(int64_t *window, const char *spec,
+    char *err, size_t errlen);
+char *ngx_http_reductrai_cli_window_format(char *buf, size_t size,
+    int64_t ms);
+void ngx_http_reductrai_cli_body_times(ngx_http_reductrai_cli_kind_e kind,
+    const u_char *body, size_t len, ngx_http_reductrai_cli_times_t *t);
+ngx_http_reductrai_cli_verdict_e ngx_http_reductrai_cli_window_judge(
+    int64_t window, int64_t now_ms, int64_t oldest, int64_t newest);
 
 
 /* ngx_http_reductrai_cli_checkpoint.c: record ids done, as ranges */

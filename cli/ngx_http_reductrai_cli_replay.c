@@ -40,6 +40,7 @@
 #define NGX_HTTP_REDUCTRAI_REPLAY_SAVE     5.0     /* compaction period */
 #define NGX_HTTP_REDUCTRAI_REPLAY_TICK     0.25    /* progress period */
 #define NGX_HTTP_REDUCTRAI_REPLAY_FAILURES 20      /* shown one by one */
+#define NGX_HTTP_REDUCTRAI_REPLAY_STATUSES 32      /* distinct, counted */
 
 
 /* what became of an object */
@@ -68,6 +69,23 @@ typedef struct {
     size_t                             reply_len;
     char                               error[CURL_ERROR_SIZE];
 } ngx_http_reductrai_replay_slot_t;
+
+
+/* records of one kind against its window */
+typedef struct {
+    uint64_t                           records;
+    uint64_t                           inside;
+    uint64_t                           partly;
+    uint64_t                           outside;
+    uint64_t                           by_body;     /* judged by payload */
+    uint64_t                           by_ts;       /* by arrival time */
+} ngx_http_reductrai_replay_window_t;
+
+
+typedef struct {
+    long                               status;      /* 0: no answer */
+    uint64_t                           n;
+} ngx_http_reductrai_replay_status_t;
 
 
 typedef struct {
@@ -102,6 +120,18 @@ typedef struct {
     uint64_t                           not_records;
     uint64_t                           ckpt_errors;
 
+    /* the vendor's clock: one "now" for the count and the sending */
+    int64_t                            now_ms;
+    unsigned                           windowed:1;
+    ngx_http_reductrai_replay_window_t survey[NGX_HTTP_REDUCTRAI_KIND_N];
+    ngx_http_reductrai_replay_window_t object[NGX_HTTP_REDUCTRAI_KIND_N];
+    uint64_t                  expired[NGX_HTTP_REDUCTRAI_KIND_N];
+
+    /* what the target answered, per status of each record's last try */
+    ngx_http_reductrai_replay_status_t
+                           statuses[NGX_HTTP_REDUCTRAI_REPLAY_STATUSES];
+    int                                nstatuses;
+
     /* per-record scratch */
     ngx_http_reductrai_buf_t           raw;
     ngx_http_reductrai_buf_t           text;
@@ -113,6 +143,18 @@ static volatile sig_atomic_t  ngx_http_reductrai_replay_signal;
 
 
 static void ngx_http_reductrai_replay_on_signal(int signo);
+static int ngx_http_reductrai_replay_survey(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_cli_object_t *objects, size_t n,
+    ngx_http_reductrai_reader_t *r);
+static int ngx_http_reductrai_replay_count(void *data, const u_char *line,
+    size_t len);
+static ngx_http_reductrai_cli_verdict_e ngx_http_reductrai_replay_judge(
+    ngx_http_reductrai_replay_t *rp, ngx_http_reductrai_record_view_t *v,
+    ngx_http_reductrai_cli_kind_e *kind, int *by_body);
+static void ngx_http_reductrai_replay_status(ngx_http_reductrai_replay_t *rp,
+    long status);
+static void ngx_http_reductrai_replay_report_windows(
+    ngx_http_reductrai_replay_t *rp);
 static ngx_http_reductrai_replay_rc_e ngx_http_reductrai_replay_object(
     ngx_http_reductrai_replay_t *rp, ngx_http_reductrai_cli_object_t *o,
     ngx_http_reductrai_reader_t *check, ngx_http_reductrai_reader_t *r);
@@ -170,10 +212,10 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
 {
     int                                rc, corrupt, storage;
     char                               err[512];
-    size_t                             i, n;
+    size_t                             i, n, nobjects;
     double                             elapsed;
     struct sigaction                   sa;
-    ngx_http_reductrai_reader_t        check, r;
+    ngx_http_reductrai_reader_t        check, r, count;
     ngx_http_reductrai_replay_t        rp;
     ngx_http_reductrai_replay_rc_e     result;
     ngx_http_reductrai_cli_object_t   *objects;
@@ -208,11 +250,18 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
         return rc;
     }
 
+    nobjects = n;
+
     if (ngx_http_reductrai_reader_init(&check, NGX_HTTP_REDUCTRAI_READ_SHA256,
                                        ngx_http_reductrai_replay_ignore, NULL)
         != 0
         || ngx_http_reductrai_reader_init(&r, 0,
                                           ngx_http_reductrai_replay_line, &rp)
+           != 0
+        || ngx_http_reductrai_reader_init(&count,
+                                          NGX_HTTP_REDUCTRAI_READ_SHA256,
+                                          ngx_http_reductrai_replay_count,
+                                          &rp)
            != 0)
     {
         ngx_http_reductrai_cli_error(cli, "out of memory");
@@ -232,13 +281,28 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
 
     srandom((unsigned) (getpid() ^ ngx_http_reductrai_cli_now_ms()));
 
+    corrupt = 0;
+    storage = 0;
+
+    /* how many records the target's window would drop, before any is sent */
+
+    rp.now_ms = ngx_http_reductrai_cli_now_ms();
+
+    for (i = 0; i < NGX_HTTP_REDUCTRAI_KIND_N; i++) {
+        rp.windowed |= cli->window[i] >= 0;
+    }
+
+    if (rp.windowed
+        && ngx_http_reductrai_replay_survey(&rp, objects, n, &count) != 0)
+    {
+        storage = 1;
+        n = 0;
+    }
+
     rp.start = ngx_http_reductrai_cli_mono();
     rp.refilled = rp.start;
     rp.last_tick = rp.start;
     rp.last_save = rp.start;
-
-    corrupt = 0;
-    storage = 0;
 
     for (i = 0; i < n && !ngx_http_reductrai_replay_signal; i++) {
         result = ngx_http_reductrai_replay_object(&rp, &objects[i], &check,
@@ -280,7 +344,8 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
 
     ngx_http_reductrai_reader_free(&check);
     ngx_http_reductrai_reader_free(&r);
-    ngx_http_reductrai_cli_objects_free(objects, n);
+    ngx_http_reductrai_reader_free(&count);
+    ngx_http_reductrai_cli_objects_free(objects, nobjects);
     ngx_http_reductrai_replay_free(&rp);
 
     if (ngx_http_reductrai_replay_signal) {
@@ -304,6 +369,219 @@ static void
 ngx_http_reductrai_replay_on_signal(int signo)
 {
     ngx_http_reductrai_replay_signal++;
+}
+
+
+/*
+ * Counts, before anything is sent, the selected records each kind's window
+ * would drop, and says so.  Each object is read once more for it (from
+ * object storage: downloaded once more); an object that does not read
+ * whole and match its trailer adds nothing, since it will not be sent.
+ */
+
+static int
+ngx_http_reductrai_replay_survey(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_cli_object_t *objects, size_t n,
+    ngx_http_reductrai_reader_t *r)
+{
+    int                                  k, fd, rc;
+    char                                 w[32];
+    size_t                               i;
+    ngx_http_reductrai_cli_t            *cli;
+    ngx_http_reductrai_cli_read_t        rd;
+    ngx_http_reductrai_replay_window_t  *sv, *ob;
+
+    cli = rp->cli;
+
+    for (i = 0; i < n && !ngx_http_reductrai_replay_signal; i++) {
+        if (ngx_http_reductrai_cli_excluded(cli, &objects[i])) {
+            continue;
+        }
+
+        memset(rp->object, 0, sizeof(rp->object));
+        fd = -1;
+
+        if (strcmp(cli->st->backend->scheme, "file") != 0) {
+            rc = ngx_http_reductrai_cli_fetch(cli, objects[i].key, &fd, &rd);
+
+        } else {
+            rc = NGX_HTTP_REDUCTRAI_CLI_OK;
+        }
+
+        if (rc == NGX_HTTP_REDUCTRAI_CLI_OK) {
+            rc = ngx_http_reductrai_cli_read_object(cli, r, objects[i].key,
+                                                    fd, &rd);
+        }
+
+        if (fd != -1) {
+            (void) close(fd);
+        }
+
+        if (rc != NGX_HTTP_REDUCTRAI_CLI_OK) {
+            if (rd.storage_rc == NGX_HTTP_REDUCTRAI_STORAGE_NOT_FOUND) {
+                continue;
+            }
+
+            ngx_http_reductrai_replay_say(rp, "%s: reading failed: %s",
+                                          objects[i].key, rd.storage_error);
+            return -1;
+        }
+
+        if (ngx_http_reductrai_replay_unsound(&rd.res) != NULL) {
+            continue;
+        }
+
+        for (k = 0; k < NGX_HTTP_REDUCTRAI_KIND_N; k++) {
+            sv = &rp->survey[k];
+            ob = &rp->object[k];
+
+            sv->records += ob->records;
+            sv->inside += ob->inside;
+            sv->partly += ob->partly;
+            sv->outside += ob->outside;
+            sv->by_body += ob->by_body;
+            sv->by_ts += ob->by_ts;
+        }
+    }
+
+    for (k = 0; k < NGX_HTTP_REDUCTRAI_KIND_N; k++) {
+        sv = &rp->survey[k];
+
+        if (sv->records == 0) {
+            continue;
+        }
+
+        if (cli->window[k] < 0) {
+            fprintf(stderr, "replay: %s, no window: %llu record(s)\n",
+                    ngx_http_reductrai_cli_kind_name(k),
+                    (unsigned long long) sv->records);
+            continue;
+        }
+
+        fprintf(stderr, "replay: %s, window %s: %llu record(s): %llu "
+                "outside (%s), %llu partly outside (sent), %llu inside; "
+                "judged by payload timestamps %llu, by arrival time %llu\n",
+                ngx_http_reductrai_cli_kind_name(k),
+                ngx_http_reductrai_cli_window_format(w, sizeof(w),
+                                                     cli->window[k]),
+                (unsigned long long) sv->records,
+                (unsigned long long) sv->outside,
+                cli->include_expired ? "sent: --include-expired"
+                                     : "skipped",
+                (unsigned long long) sv->partly,
+                (unsigned long long) sv->inside,
+                (unsigned long long) sv->by_body,
+                (unsigned long long) sv->by_ts);
+    }
+
+    return 0;
+}
+
+
+/* the survey's line callback: the records replay_line() would consider */
+
+static int
+ngx_http_reductrai_replay_count(void *data, const u_char *line, size_t len)
+{
+    ngx_http_reductrai_replay_t *rp = data;
+
+    int                                  m, by_body;
+    ngx_http_reductrai_cli_kind_e        kind;
+    ngx_http_reductrai_record_view_t     v;
+    ngx_http_reductrai_cli_verdict_e     verdict;
+    ngx_http_reductrai_replay_window_t  *ob;
+
+    if (ngx_http_reductrai_replay_signal) {
+        return 1;
+    }
+
+    m = ngx_http_reductrai_cli_match(rp->cli, line, len, &v, &rp->scratch);
+
+    if (m <= 0 || v.id.data == NULL) {
+        return 0;
+    }
+
+    if (rp->ckpt != NULL
+        && ngx_http_reductrai_cli_ckpt_done(rp->ckpt, v.id.data, v.id.len))
+    {
+        return 0;
+    }
+
+    verdict = ngx_http_reductrai_replay_judge(rp, &v, &kind, &by_body);
+
+    ob = &rp->object[kind];
+    ob->records++;
+
+    if (by_body) {
+        ob->by_body++;
+
+    } else {
+        ob->by_ts++;
+    }
+
+    switch (verdict) {
+
+    case NGX_HTTP_REDUCTRAI_WINDOW_OUTSIDE:
+        ob->outside++;
+        break;
+
+    case NGX_HTTP_REDUCTRAI_WINDOW_PARTLY:
+        ob->partly++;
+        break;
+
+    default:
+        ob->inside++;
+    }
+
+    return 0;
+}
+
+
+/*
+ * A record against its kind's window: by the timestamps in its JSON body
+ * where the intake reads them, else by its arrival time (ts), which is
+ * close to the points' own time for agents that flush every few seconds,
+ * but not for data an agent buffered through an outage.
+ */
+
+static ngx_http_reductrai_cli_verdict_e
+ngx_http_reductrai_replay_judge(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_record_view_t *v, ngx_http_reductrai_cli_kind_e *kind,
+    int *by_body)
+{
+    int64_t                          window;
+    ngx_http_reductrai_cli_times_t   t;
+
+    *kind = ngx_http_reductrai_cli_kind(v->uri.data, v->uri.len);
+    *by_body = 0;
+
+    window = rp->cli->window[*kind];
+
+    if (window < 0) {
+        return NGX_HTTP_REDUCTRAI_WINDOW_INSIDE;
+    }
+
+    t.count = 0;
+
+    if (v->body.data != NULL) {
+        ngx_http_reductrai_cli_body_times(*kind, v->body.data, v->body.len,
+                                          &t);
+    }
+
+    if (t.count > 0) {
+        *by_body = 1;
+
+    } else if (v->ts_ms >= 0) {
+        t.oldest = v->ts_ms;
+        t.newest = v->ts_ms;
+
+    } else {
+        /* no time at all: let the target judge */
+        return NGX_HTTP_REDUCTRAI_WINDOW_INSIDE;
+    }
+
+    return ngx_http_reductrai_cli_window_judge(window, rp->now_ms, t.oldest,
+                                               t.newest);
 }
 
 
@@ -438,12 +716,34 @@ static void
 ngx_http_reductrai_replay_report(ngx_http_reductrai_replay_t *rp,
     double elapsed)
 {
+    int  i;
+
+    ngx_http_reductrai_replay_report_windows(rp);
+
     if (rp->cli->dry_run) {
         fprintf(stderr, "replay (dry run): %llu would be sent, %llu "
                 "skipped (checkpoint), %.2fs\n",
                 (unsigned long long) rp->sent,
                 (unsigned long long) rp->skipped, elapsed);
         return;
+    }
+
+    if (rp->nstatuses > 0) {
+        fprintf(stderr, "replay: answers:");
+
+        for (i = 0; i < rp->nstatuses; i++) {
+            if (rp->statuses[i].status == 0) {
+                fprintf(stderr, "%s no answer: %llu", i ? "," : "",
+                        (unsigned long long) rp->statuses[i].n);
+
+            } else {
+                fprintf(stderr, "%s %ld: %llu", i ? "," : "",
+                        rp->statuses[i].status,
+                        (unsigned long long) rp->statuses[i].n);
+            }
+        }
+
+        fprintf(stderr, "\n");
     }
 
     fprintf(stderr, "replay: %llu sent, %llu ok, %llu failed, %llu "
@@ -456,6 +756,80 @@ ngx_http_reductrai_replay_report(ngx_http_reductrai_replay_t *rp,
             ngx_http_reductrai_replay_signal
             ? ", interrupted: rerun with the same --checkpoint to go on"
             : "");
+}
+
+
+/* "outside the window: 7 not sent (metrics 4, logs 3)" */
+
+static void
+ngx_http_reductrai_replay_report_windows(ngx_http_reductrai_replay_t *rp)
+{
+    int       k, first;
+    uint64_t  total;
+
+    total = 0;
+
+    for (k = 0; k < NGX_HTTP_REDUCTRAI_KIND_N; k++) {
+        total += rp->expired[k];
+    }
+
+    if (total == 0) {
+        return;
+    }
+
+    fprintf(stderr, "replay: outside the window: %llu %s (",
+            (unsigned long long) total,
+            !rp->cli->include_expired ? "not sent"
+            : rp->cli->dry_run ? "would be sent anyway" : "sent anyway");
+
+    first = 1;
+
+    for (k = 0; k < NGX_HTTP_REDUCTRAI_KIND_N; k++) {
+        if (rp->expired[k]) {
+            fprintf(stderr, "%s%s %llu", first ? "" : ", ",
+                    ngx_http_reductrai_cli_kind_name(k),
+                    (unsigned long long) rp->expired[k]);
+            first = 0;
+        }
+    }
+
+    fprintf(stderr, ")%s\n",
+            rp->cli->include_expired
+            ? ": a 2xx answer does not mean the intake kept them"
+            : "; --include-expired sends them");
+}
+
+
+/* counts a record's final answer by status, in ascending order */
+
+static void
+ngx_http_reductrai_replay_status(ngx_http_reductrai_replay_t *rp,
+    long status)
+{
+    int                                  i;
+    ngx_http_reductrai_replay_status_t  *st;
+
+    st = rp->statuses;
+
+    for (i = 0; i < rp->nstatuses && st[i].status < status; i++) {
+        /* void */
+    }
+
+    if (i < rp->nstatuses && st[i].status == status) {
+        st[i].n++;
+        return;
+    }
+
+    if (rp->nstatuses == NGX_HTTP_REDUCTRAI_REPLAY_STATUSES) {
+        /* 32 distinct statuses: the rarest do not deserve a column */
+        return;
+    }
+
+    memmove(&st[i + 1], &st[i],
+            (rp->nstatuses - i) * sizeof(ngx_http_reductrai_replay_status_t));
+    st[i].status = status;
+    st[i].n = 1;
+    rp->nstatuses++;
 }
 
 
@@ -698,9 +1072,10 @@ ngx_http_reductrai_replay_line(void *data, const u_char *line, size_t len)
 {
     ngx_http_reductrai_replay_t *rp = data;
 
-    int                                 m;
+    int                                 m, by_body;
     const char                         *why;
     ngx_http_reductrai_cli_t           *cli;
+    ngx_http_reductrai_cli_kind_e       kind;
     ngx_http_reductrai_record_view_t    v;
     ngx_http_reductrai_replay_slot_t   *s, dry;
 
@@ -731,6 +1106,17 @@ ngx_http_reductrai_replay_line(void *data, const u_char *line, size_t len)
     {
         rp->skipped++;
         return 0;
+    }
+
+    if (rp->windowed
+        && ngx_http_reductrai_replay_judge(rp, &v, &kind, &by_body)
+           == NGX_HTTP_REDUCTRAI_WINDOW_OUTSIDE)
+    {
+        rp->expired[kind]++;
+
+        if (!cli->include_expired) {
+            return 0;
+        }
     }
 
     if (cli->dry_run) {
@@ -1327,6 +1713,7 @@ ngx_http_reductrai_replay_done(ngx_http_reductrai_replay_t *rp,
 
     if (res == CURLE_OK && status >= 200 && status < 300) {
         rp->ok++;
+        ngx_http_reductrai_replay_status(rp, status);
 
         if (rp->ckpt != NULL
             && ngx_http_reductrai_cli_ckpt_mark(rp->ckpt,
@@ -1369,6 +1756,7 @@ ngx_http_reductrai_replay_done(ngx_http_reductrai_replay_t *rp,
     }
 
     rp->failed++;
+    ngx_http_reductrai_replay_status(rp, res == CURLE_OK ? status : 0);
 
     if (rp->failed <= NGX_HTTP_REDUCTRAI_REPLAY_FAILURES) {
         if (res != CURLE_OK) {

@@ -39,7 +39,9 @@ enum {
     NGX_HTTP_REDUCTRAI_OPT_DRY_RUN,
     NGX_HTTP_REDUCTRAI_OPT_INSECURE,
     NGX_HTTP_REDUCTRAI_OPT_PROGRESS,
-    NGX_HTTP_REDUCTRAI_OPT_NO_PROGRESS
+    NGX_HTTP_REDUCTRAI_OPT_NO_PROGRESS,
+    NGX_HTTP_REDUCTRAI_OPT_WINDOW,
+    NGX_HTTP_REDUCTRAI_OPT_INCLUDE_EXPIRED
 };
 
 
@@ -161,6 +163,25 @@ static const ngx_http_reductrai_cli_command_t
       "      --insecure        do not verify the server's TLS certificate\n"
       "      --[no-]progress   progress line on stderr (default: on a TTY)\n"
       "  -v, --verbose         one line per request on stderr\n"
+      "      --window SPEC     the intake's age windows: none, or\n"
+      "                        KIND=DURATION|none,... (KIND: metrics, logs,\n"
+      "                        traces, events, other; DURATION: 90m, 1h, 2d)\n"
+      "      --include-expired send records outside their window too\n"
+      "\n"
+      "Age windows.  Datadog's intake answers 202 and still drops metric\n"
+      "points older than 1 hour (unless historical metrics ingestion is\n"
+      "enabled) and logs and events older than 18 hours.  Before sending,\n"
+      "replay counts per kind (by the record's path: /api/v1/series,\n"
+      "/api/v2/series, /api/beta/sketches, /api/v1/check_run are metrics;\n"
+      "/api/v2/logs, /v1/input logs; /api/v1/events events; /api/v0.2/\n"
+      "traces traces) the records outside the window, judged by the\n"
+      "timestamps in the body (points, sketches, a log's timestamp or date,\n"
+      "an event's date_happened), else by the record's arrival time (ts).\n"
+      "Records wholly outside are skipped unless --include-expired; records\n"
+      "partly outside are sent (the intake keeps their newer part).\n"
+      "Defaults: metrics=1h,logs=18h,events=18h,traces=none,other=none.\n"
+      "At the end, the count of each HTTP status the target answered; any\n"
+      "record not answered 2xx makes the exit code 5.\n"
       "\n"
       "TIME is as in reductrai cat --help.\n"
       "%s" },
@@ -199,6 +220,9 @@ static const struct option  ngx_http_reductrai_long_options[] = {
     { "insecure", no_argument, NULL, NGX_HTTP_REDUCTRAI_OPT_INSECURE },
     { "progress", no_argument, NULL, NGX_HTTP_REDUCTRAI_OPT_PROGRESS },
     { "no-progress", no_argument, NULL, NGX_HTTP_REDUCTRAI_OPT_NO_PROGRESS },
+    { "window", required_argument, NULL, NGX_HTTP_REDUCTRAI_OPT_WINDOW },
+    { "include-expired", no_argument, NULL,
+      NGX_HTTP_REDUCTRAI_OPT_INCLUDE_EXPIRED },
     { NULL, 0, NULL, 0 }
 };
 
@@ -263,6 +287,7 @@ main(int argc, char **argv)
     cli.retry_max = 30;
     cli.timeout = 30;
     cli.progress = -1;
+    ngx_http_reductrai_cli_window_defaults(cli.window);
 
     rc = ngx_http_reductrai_cli_parse(&cli, cmd, argc - 1, argv + 1);
 
@@ -442,7 +467,7 @@ ngx_http_reductrai_cli_option(ngx_http_reductrai_cli_t *cli,
     const ngx_http_reductrai_cli_command_t *cmd, int opt, const char *arg)
 {
     int          replay;
-    char        *copy, *p, *save;
+    char        *copy, *p, *save, err[256];
     size_t       i;
     double       v;
     int64_t      ms;
@@ -663,6 +688,21 @@ ngx_http_reductrai_cli_option(ngx_http_reductrai_cli_t *cli,
 
     case NGX_HTTP_REDUCTRAI_OPT_NO_PROGRESS:
         cli->progress = 0;
+        return NGX_HTTP_REDUCTRAI_CLI_OK;
+
+    case NGX_HTTP_REDUCTRAI_OPT_WINDOW:
+        if (ngx_http_reductrai_cli_window_parse(cli->window, arg, err,
+                                                sizeof(err))
+            != 0)
+        {
+            ngx_http_reductrai_cli_error(cli, "%s", err);
+            return NGX_HTTP_REDUCTRAI_CLI_USAGE;
+        }
+
+        return NGX_HTTP_REDUCTRAI_CLI_OK;
+
+    case NGX_HTTP_REDUCTRAI_OPT_INCLUDE_EXPIRED:
+        cli->include_expired = 1;
         return NGX_HTTP_REDUCTRAI_CLI_OK;
     }
 

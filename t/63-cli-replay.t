@@ -46,7 +46,10 @@ sub decode_body {
     return undef;
 }
 
-my $series = '{"series":[{"metric":"cpu","points":[[1700000000,0.5]]}]}';
+# a point of now: Datadog's intake, and replay's default window, drop metric
+# points older than an hour (t/69-cli-replay-window.t)
+my $series = '{"series":[{"metric":"cpu","points":[[' . int(time)
+           . ',0.5]]}]}';
 my $logs = '[{"message":"hello","status":"info"}]';
 my $logs_z = '[{"message":"zstd1 as Datadog spells it"}]';
 my $binary = join '', map { chr } 0 .. 255;

@@ -44,7 +44,9 @@ sub objects {
 
 sub stored { my $n = 0; $n += @{ $_->{lines} } for objects(); $n }
 
-my $series = '{"series":[{"metric":"s3.metric","points":[[1,2]]}]}';
+# a point of now: replay skips points older than its metrics window (1h)
+my $series = '{"series":[{"metric":"s3.metric","points":[[' . int(time)
+           . ',2]]}]}';
 gzip(\$series => \my $series_gz) or die $GzipError;
 
 my @requests = (

@@ -473,6 +473,133 @@ test_checkpoint(void)
 }
 
 
+static void
+test_window(void)
+{
+    char                            buf[32], err[256];
+    int64_t                         w[NGX_HTTP_REDUCTRAI_KIND_N];
+    ngx_http_reductrai_cli_times_t  tm;
+
+#define kind(s)  ngx_http_reductrai_cli_kind((u_char *) s, strlen(s))
+#define H        3600000LL
+
+    is_int(kind("/api/v1/series"), NGX_HTTP_REDUCTRAI_KIND_METRICS,
+           "v1 series: metrics");
+    is_int(kind("/api/v2/series?api_key=REDACTED"),
+           NGX_HTTP_REDUCTRAI_KIND_METRICS, "v2 series with a query");
+    is_int(kind("/api/beta/sketches"), NGX_HTTP_REDUCTRAI_KIND_METRICS,
+           "sketches: metrics");
+    is_int(kind("/api/v1/check_run"), NGX_HTTP_REDUCTRAI_KIND_METRICS,
+           "check_run: metrics");
+    is_int(kind("/api/v2/logs"), NGX_HTTP_REDUCTRAI_KIND_LOGS, "logs");
+    is_int(kind("/v1/input/abc"), NGX_HTTP_REDUCTRAI_KIND_LOGS,
+           "/v1/input/KEY: logs");
+    is_int(kind("/api/v0.2/traces"), NGX_HTTP_REDUCTRAI_KIND_TRACES,
+           "traces");
+    is_int(kind("/api/v1/events"), NGX_HTTP_REDUCTRAI_KIND_EVENTS, "events");
+    is_int(kind("/api/v1/seriesx"), NGX_HTTP_REDUCTRAI_KIND_OTHER,
+           "a longer name is not the path");
+    is_int(kind("/other"), NGX_HTTP_REDUCTRAI_KIND_OTHER, "other");
+
+    ngx_http_reductrai_cli_window_defaults(w);
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_METRICS], H, "metrics: 1h");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_LOGS], 18 * H, "logs: 18h");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_EVENTS], 18 * H, "events: 18h");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_TRACES], -1, "traces: none");
+
+    is_int(ngx_http_reductrai_cli_window_parse(w, "metrics=90m,logs=none",
+                                               err, sizeof(err)), 0,
+           "metrics=90m,logs=none");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_METRICS], 90 * 60000LL, "90m");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_LOGS], -1, "logs=none");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_EVENTS], 18 * H, "events untouched");
+    is_int(ngx_http_reductrai_cli_window_parse(w, "traces=1h30m", err,
+                                               sizeof(err)), 0, "1h30m");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_TRACES], 90 * 60000LL, "1h30m in ms");
+    is_int(ngx_http_reductrai_cli_window_parse(w, "none", err, sizeof(err)),
+           0, "none");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_METRICS], -1, "none: metrics");
+    is_int(w[NGX_HTTP_REDUCTRAI_KIND_EVENTS], -1, "none: events");
+    ok(ngx_http_reductrai_cli_window_parse(w, "logs=-1h", err, sizeof(err))
+       != 0, "a negative duration is refused");
+    ok(ngx_http_reductrai_cli_window_parse(w, "logs=0s", err, sizeof(err))
+       != 0, "a zero window is refused");
+    ok(ngx_http_reductrai_cli_window_parse(w, "log=1h", err, sizeof(err))
+       != 0, "an unknown kind is refused");
+    ok(strstr(err, "unknown kind \"log\"") != NULL, "and named");
+
+    is_str(ngx_http_reductrai_cli_window_format(buf, sizeof(buf), 18 * H),
+           "18h", "format 18h");
+    is_str(ngx_http_reductrai_cli_window_format(buf, sizeof(buf), 5400000),
+           "90m", "format 90m");
+    is_str(ngx_http_reductrai_cli_window_format(buf, sizeof(buf), -1),
+           "none", "format none");
+
+    /* the verdict: newest older than now - window is outside */
+    is_int(ngx_http_reductrai_cli_window_judge(H, NOW, NOW - 2 * H,
+                                               NOW - 2 * H),
+           NGX_HTTP_REDUCTRAI_WINDOW_OUTSIDE, "2h old, 1h window: outside");
+    is_int(ngx_http_reductrai_cli_window_judge(H, NOW, NOW - 2 * H,
+                                               NOW - 10 * 60000),
+           NGX_HTTP_REDUCTRAI_WINDOW_PARTLY, "2h to 10m old: partly");
+    is_int(ngx_http_reductrai_cli_window_judge(H, NOW, NOW - H, NOW - H),
+           NGX_HTTP_REDUCTRAI_WINDOW_INSIDE, "exactly 1h old: inside");
+    is_int(ngx_http_reductrai_cli_window_judge(H, NOW, NOW - H - 1,
+                                               NOW - H - 1),
+           NGX_HTTP_REDUCTRAI_WINDOW_OUTSIDE, "1h and 1 ms: outside");
+    is_int(ngx_http_reductrai_cli_window_judge(-1, NOW, 0, 0),
+           NGX_HTTP_REDUCTRAI_WINDOW_INSIDE, "no window: inside");
+
+    /* timestamps of bodies */
+
+#define times(k, s)                                                          \
+    ngx_http_reductrai_cli_body_times(k, (u_char *) s, strlen(s), &tm)
+
+    times(NGX_HTTP_REDUCTRAI_KIND_METRICS,
+          "{\"series\":[{\"points\":[[1764066600,1],[1764066000,2]]},"
+          "{\"points\":[[\"1764067000\",1]]}]}");
+    is_int(tm.count, 3, "v1 points: 3");
+    is_int(tm.oldest, 1764066000000LL, "v1: oldest");
+    is_int(tm.newest, 1764067000000LL, "v1: newest (a string, as protobuf's "
+           "JSON writes int64)");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_METRICS,
+          "{\"series\":[{\"points\":[{\"timestamp\":1764066600,"
+          "\"value\":1}]}]}");
+    is_int(tm.count, 1, "v2 points");
+    is_int(tm.oldest, T0, "v2: seconds");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_METRICS,
+          "{\"sketches\":[{\"dogsketches\":[{\"ts\":1764066600}]}]}");
+    is_int(tm.count, 1, "sketches");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_METRICS,
+          "[{\"check\":\"x\",\"timestamp\":1764066600}]");
+    is_int(tm.count, 1, "check_run");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_LOGS,
+          "[{\"timestamp\":1764066600000},{\"date\":1764066000},"
+          "{\"timestamp\":\"2025-11-25T10:40:00Z\"},{\"message\":1}]");
+    is_int(tm.count, 3, "logs: ms, seconds, RFC 3339; one without");
+    is_int(tm.oldest, 1764066000000LL, "logs: seconds");
+    is_int(tm.newest, T0 + 600000, "logs: RFC 3339");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_EVENTS, "{\"date_happened\":1764066600}");
+    is_int(tm.oldest, T0, "events: date_happened");
+
+    times(NGX_HTTP_REDUCTRAI_KIND_METRICS, "{\"series\":[]}");
+    is_int(tm.count, 0, "no points: none");
+    times(NGX_HTTP_REDUCTRAI_KIND_LOGS, "not json");
+    is_int(tm.count, 0, "not JSON: none");
+    times(NGX_HTTP_REDUCTRAI_KIND_TRACES, "{\"timestamp\":1}");
+    is_int(tm.count, 0, "traces: not read");
+
+#undef times
+#undef kind
+#undef H
+}
+
+
 int
 main(void)
 {
@@ -481,6 +608,7 @@ main(void)
     test_match();
     test_excluded();
     test_checkpoint();
+    test_window();
 
     return done_testing();
 }
