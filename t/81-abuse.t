@@ -20,7 +20,16 @@ use Test::More;
 use lib 't/lib', 'abuse/lib';
 use RdxAbuse;
 
-my $a = RdxAbuse->new(profile => 'short', log => sub { note @_ });
+# the keepalive phase holds its connections in one process: fewer when the
+# open-files limit (ulimit -n) is low
+my $nofile = `sh -c 'ulimit -n'`;
+chomp $nofile;
+my %override;
+$override{keepalive} = $nofile - 200
+    if $nofile =~ /^\d+$/ && $nofile - 200 < RdxAbuse->new->param('keepalive');
+
+my $a = RdxAbuse->new(profile => 'short', override => \%override,
+                      log => sub { note @_ });
 unless (eval { $a->setup; $a->run_phase($_) for $a->phase_names;
                $a->finish; 1 }) {
     fail("the abuse run completed: $@");
