@@ -105,7 +105,8 @@ test-asan:
 # (as configured by the module build); every file is analysed, and any
 # finding fails the target at the end
 ANALYZE_INC := $(addprefix -I$(BUILD)/nginx/,objs src/core src/event \
-                 src/event/modules src/os/unix src/http src/http/modules)
+                 src/event/modules src/os/unix src/http src/http/modules \
+                 src/http/v2)
 
 analyze: module
 	cppcheck --quiet --error-exitcode=1 --std=c11 --inline-suppr \

@@ -34,7 +34,7 @@ package RdxTest;
 #   $t->http2(...)                      same via curl --http2-prior-knowledge
 #   $t->load(port =>, path =>, n =>, concurrency =>, body => sub {},
 #       stop_file =>) -> {id => status}; load_start(...) -> $l with
-#       finish, stop, results, running
+#       finish, stop, results, latencies ({id => ms}), running
 #   $t->archive_objects($dir, decode => 1), archive_records($dir),
 #       read_archive_object($path), write_archive_object($path, $ndjson),
 #       parse_key($key), zstd_compress($bytes)
@@ -1945,7 +1945,8 @@ sub _client {
         my ($head, $wire) = RdxTest::_build_request(
             method => $c->{method}, path => $c->{path}, body => $body,
             headers => [ 'X-Test-Id' => $id, @{ $headers // [] } ]);
-        my $deadline = time + $c->{timeout};
+        my $t0 = time;
+        my $deadline = $t0 + $c->{timeout};
         my $status = 0;
 
         # A keep-alive connection the server closed while idle fails
@@ -1978,7 +1979,9 @@ sub _client {
             last unless $stale;
         }
 
-        print $fh "$id $status\n";
+        # the time from sending to the answer (or giving up), for
+        # latencies()
+        printf $fh "%d %d %.3f\n", $id, $status, (time - $t0) * 1000;
         sleep $c->{pause} if !$status;
     }
 
@@ -1990,14 +1993,28 @@ sub _client {
 # Outcomes so far: id => status.
 sub results {
     my ($self) = @_;
-    my %res;
-    for my $out (@{ $self->{outs} }) {
-        open my $fh, '<', $out or next;
+    return { map { $_->[0] => $_->[1] } $self->_outcomes };
+}
+
+
+# Milliseconds each request took so far: id => ms.
+sub latencies {
+    my ($self) = @_;
+    return { map { $_->[0] => $_->[2] } $self->_outcomes };
+}
+
+
+# [id, status, ms] of every request so far (the client files' lines)
+sub _outcomes {
+    my ($self) = @_;
+    my @out;
+    for my $file (@{ $self->{outs} }) {
+        open my $fh, '<', $file or next;
         while (<$fh>) {
-            $res{$1} = $2 if /^(\d+) (\d+)$/;
+            push @out, [ $1, $2, $3 ] if /^(\d+) (\d+) ([\d.]+)$/;
         }
     }
-    return \%res;
+    return @out;
 }
 
 
