@@ -16,6 +16,8 @@
 
 #include "ngx_http_reductrai_module.h"
 
+#include "ngx_http_reductrai_http.h"
+
 #include <dirent.h>
 #include <sys/file.h>
 
@@ -301,11 +303,18 @@ ngx_http_reductrai_shipper_idle(ngx_int_t give_up)
 
     sp = &ngx_http_reductrai_shipper;
 
-    if (give_up && !sp->gave_up && ngx_http_reductrai_queued() > 0) {
+    if (give_up && !sp->gave_up) {
         sp->gave_up = 1;
-        ngx_log_error(NGX_LOG_WARN, sp->log, 0,
-                      "reductrai: %ui segment(s) left in the spool for the "
-                      "next worker to ship", ngx_http_reductrai_queued());
+
+        /* a stalled transfer would hold the worker for its own timeout */
+        ngx_http_reductrai_http_cancel();
+
+        if (ngx_http_reductrai_queued() + sp->inflight > 0) {
+            ngx_log_error(NGX_LOG_WARN, sp->log, 0,
+                          "reductrai: %ui segment(s) left in the spool for "
+                          "the next worker to ship",
+                          ngx_http_reductrai_queued() + sp->inflight);
+        }
     }
 
     return sp->inflight == 0 && !sp->scanning && !sp->probing

@@ -3,9 +3,9 @@
 # (issue 13, item 4).  The workers list and queue them all, /metrics and
 # /health count them, and once storage is back every one is shipped,
 # exactly once.  Shipping used to move the whole queue for each upload and
-# sort it in the event loop every second: 100 segments a second, so this
-# test timed out.  How long the event loop stalls meanwhile is measured by
-# `make bench BENCH_ARGS="--only scan"` (bench/scan.pl), not asserted here.
+# sort it in the event loop every second: this drain took 75 s.  How long
+# the event loop stalls meanwhile is measured by `make bench
+# BENCH_ARGS="--only scan"` (bench/scan.pl), not asserted here.
 
 use strict;
 use warnings;
@@ -48,7 +48,9 @@ is($health->{spool}{segments}, $SEGMENTS, "/health: $SEGMENTS segments");
 my ($uid, $gid) = (getpwnam('nobody'))[2, 3];
 chown $uid, $gid, $store or die "chown $store: $!";
 
-ok(wait_for(sub { my @left = glob("$spool/*.zst"); !@left }, 300,
+# a liveness bound, not a benchmark: 100 000 ship in about 7 s on tmpfs;
+# when each upload moved the whole queue, they took 75 s
+ok(wait_for(sub { my @left = glob("$spool/*.zst"); !@left }, 45,
             'the spool drains'),
    'every sealed segment left the spool');
 
