@@ -453,15 +453,21 @@ ngx_http_reductrai_upload_locked(ngx_http_reductrai_upload_t *up, int fd,
         rc = ngx_http_reductrai_recover(fd, up->seg.name, &id, &torn);
 
         if (rc == NGX_DECLINED) {
-            return ngx_http_reductrai_quarantine(AT_FDCWD, path) == NGX_OK
-                   ? NGX_HTTP_REDUCTRAI_QUARANTINED
-                   : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+            rc = ngx_http_reductrai_quarantine(AT_FDCWD, path);
+
+            if (rc == NGX_OK) {
+                return NGX_HTTP_REDUCTRAI_QUARANTINED;
+            }
         }
 
+        if (rc == NGX_OK) {
+            return NGX_HTTP_REDUCTRAI_RECOVERED;
+        }
+
+        /* errno only now: a success leaves whatever a library call set */
         up->error = errno;
 
-        return rc == NGX_OK ? NGX_HTTP_REDUCTRAI_RECOVERED
-                            : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+        return NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
     }
 
     if (ngx_http_reductrai_object_key(key, sizeof(key), st->prefix, &id)
@@ -713,7 +719,14 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
 
     fd = dirfd(dir);
 
-    while ((de = readdir(dir)) != NULL) {
+    for ( ;; ) {
+        /* readdir() says "the end" and "failed" alike, but for errno */
+        errno = 0;
+
+        de = readdir(dir);
+        if (de == NULL) {
+            break;
+        }
 
         if (de->d_name[0] == '.') {
             ngx_http_reductrai_scan_hidden(fd, de->d_name);
@@ -746,6 +759,13 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
 
         ngx_http_reductrai_scan_found(scan, de->d_name, sb.st_size,
                                       id.first_ms);
+    }
+
+    if (errno != 0) {
+        /* a partial listing must not replace the queue */
+        scan->error = errno;
+        closedir(dir);
+        return;
     }
 
     closedir(dir);
