@@ -6,7 +6,7 @@
 # to bench/results/latest.md.
 #
 #   bench/bench.pl [--quick] [--only proxy,latency,archive,sparse,encode,
-#                  memory] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
+#                  memory,scan] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
 #                  [--level N] [--wlog N] [--ldm 0|1] [--ldm-rate N]
 #                  [--sparse 300] [--pause-ms 3]
 #
@@ -937,6 +937,16 @@ sub phase_memory {
 }
 
 
+# 100 000 sealed segments waiting through an outage: event-loop stalls
+# and /health latency (issue 13, item 4), measured by bench/scan.pl
+sub phase_scan {
+    say 'scan: 100000 sealed segments, storage down, then back';
+    $R{scan} = $bench->run("$Bin/scan.pl", '--module', $MODULE,
+                           '--work', "$work/scan",
+                           '--seconds', $opt{quick} ? 5 : 10);
+}
+
+
 # ---------------------------------------------------------------- report
 
 sub f0 { defined $_[0] ? sprintf('%.0f', $_[0]) : '–' }
@@ -1774,6 +1784,7 @@ my $ok = eval {
     phase_archive() if want('archive');
     phase_sparse() if want('sparse');
     phase_memory() if want('memory');
+    phase_scan() if want('scan');
     1;
 };
 
@@ -1783,6 +1794,8 @@ $bench->stop_all;
 die "bench failed: $err" unless $ok;
 
 my $md = report();
+$md .= "\n## Spool scan under a long storage outage (bench/scan.pl)\n\n"
+       . $R{scan} if $R{scan};
 make_path("$TOP/bench/results");
 $bench->write_file($opt{out}, $md);
 $bench->write_file("$TOP/bench/results/latest.log", join("\n", @log) . "\n");

@@ -223,6 +223,7 @@ struct ngx_http_reductrai_ctx_s {
     ngx_str_t                        id;
     unsigned                         forward:1;
     unsigned                         bypassed:1;
+    unsigned                         refused:1;     /* 503 by the policy */
     unsigned                         body_read:1;
 };
 

@@ -16,6 +16,8 @@
 
 #include "ngx_http_reductrai_module.h"
 
+#include "ngx_http_reductrai_http.h"
+
 #include <dirent.h>
 #include <sys/file.h>
 
@@ -44,6 +46,8 @@ typedef struct {
     int64_t                           first_ms;
     ngx_uint_t                        own;
     ngx_uint_t                        failures;
+    ngx_uint_t                        taken;      /* out of the listing */
+    ngx_uint_t                        generation; /* scans posted before */
 } ngx_http_reductrai_candidate_t;
 
 
@@ -59,7 +63,8 @@ typedef struct {
 
 
 typedef struct {
-    ngx_http_reductrai_buf_t          found;    /* candidates */
+    ngx_http_reductrai_buf_t          found;    /* candidates, sorted */
+    char                              own[NGX_INT64_LEN + 3];  /* "-PID-" */
     int64_t                           bytes;
     ngx_uint_t                        files;
     int64_t                           oldest_ms;
@@ -73,9 +78,20 @@ typedef struct {
 
 typedef struct {
     ngx_log_t                        *log;
-    ngx_http_reductrai_candidate_t   *queue;
-    ngx_uint_t                        nqueue;
-    ngx_uint_t                        queue_cap;
+
+    /*
+     * The queue: the last scan's listing, sorted in the scan thread and
+     * shipped from its head, plus the few segments added since (sealed
+     * here, rebuilt, failed), kept sorted.  No step of the event loop
+     * walks or moves the whole listing: a day of outage lists 10^5.
+     */
+    ngx_http_reductrai_buf_t          listing;
+    ngx_uint_t                        nlisted;
+    ngx_uint_t                        head;
+    ngx_uint_t                        nlive;      /* listed, still to ship */
+    ngx_http_reductrai_buf_t          added;
+    ngx_uint_t                        nadded;
+    ngx_uint_t                        generation;
     ngx_http_reductrai_upload_t      *uploads;
     ngx_uint_t                        nuploads;
     ngx_uint_t                        inflight;
@@ -124,13 +140,26 @@ static ngx_int_t ngx_http_reductrai_recover(int fd, const char *name,
     ngx_http_reductrai_segment_id_t *id, int *torn);
 static void ngx_http_reductrai_probe(void *data, ngx_log_t *log);
 static void ngx_http_reductrai_probe_done(ngx_event_t *ev);
+static void ngx_http_reductrai_scan_sort(ngx_http_reductrai_scan_t *scan);
+static void ngx_http_reductrai_queue_replace(ngx_http_reductrai_scan_t *scan);
+static ngx_uint_t ngx_http_reductrai_queued(void);
+static ngx_http_reductrai_candidate_t *ngx_http_reductrai_queue_next(
+    ngx_uint_t *added);
+static void ngx_http_reductrai_queue_pop(ngx_uint_t added);
 static ngx_int_t ngx_http_reductrai_queue_push(
     ngx_http_reductrai_candidate_t *c);
-static ngx_int_t ngx_http_reductrai_queue_reserve(ngx_uint_t n);
+static void ngx_http_reductrai_enqueue(ngx_http_reductrai_candidate_t *c,
+    ngx_log_t *log);
+static void ngx_http_reductrai_keep_added_since_scan(void);
+static ngx_http_reductrai_candidate_t *ngx_http_reductrai_listed(
+    const ngx_http_reductrai_candidate_t *key);
+static void ngx_http_reductrai_take_listed(
+    const ngx_http_reductrai_candidate_t *c);
 static ngx_http_reductrai_candidate_t *ngx_http_reductrai_find(
     ngx_http_reductrai_candidate_t *list, ngx_uint_t n, const char *name);
-static ngx_uint_t ngx_http_reductrai_in_flight(const char *name);
 static int ngx_libc_cdecl ngx_http_reductrai_candidate_cmp(const void *a,
+    const void *b);
+static int ngx_libc_cdecl ngx_http_reductrai_order_cmp(const void *a,
     const void *b);
 static void ngx_http_reductrai_start_uploads(void);
 static void ngx_http_reductrai_backoff(void);
@@ -205,8 +234,11 @@ void
 ngx_http_reductrai_shipper_add(const char *name, int64_t size)
 {
     ngx_http_reductrai_candidate_t   c;
+    ngx_http_reductrai_shipper_t    *sp;
     ngx_http_reductrai_segment_id_t  id;
     ngx_http_reductrai_spool_state_e state;
+
+    sp = &ngx_http_reductrai_shipper;
 
     if (ngx_http_reductrai_spool_name_parse(name, &id, &state) != 0) {
         return;
@@ -217,8 +249,9 @@ ngx_http_reductrai_shipper_add(const char *name, int64_t size)
     c.first_ms = id.first_ms;
     c.own = 1;
     c.failures = 0;
+    c.taken = 0;
 
-    (void) ngx_http_reductrai_queue_push(&c);
+    ngx_http_reductrai_enqueue(&c, sp->log);
 
     ngx_http_reductrai_start_uploads();
 }
@@ -246,6 +279,7 @@ ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
         {
             sp->scanning = 1;
             sp->last_scan_ms = now;
+            sp->generation++;
         }
     }
 
@@ -253,7 +287,8 @@ ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
 
     /* an idle instance still knows whether its storage works */
 
-    if (!exiting && !sp->probing && sp->inflight == 0 && sp->nqueue == 0
+    if (!exiting && !sp->probing && sp->inflight == 0
+        && ngx_http_reductrai_queued() == 0
         && now >= sp->next_try_ms
         && (ngx_http_reductrai_shm()->storage_state
             == NGX_HTTP_REDUCTRAI_STORAGE_UNKNOWN
@@ -276,24 +311,33 @@ ngx_http_reductrai_shipper_idle(ngx_int_t give_up)
 
     sp = &ngx_http_reductrai_shipper;
 
-    if (give_up && !sp->gave_up && sp->nqueue > 0) {
+    if (give_up && !sp->gave_up) {
         sp->gave_up = 1;
-        ngx_log_error(NGX_LOG_WARN, sp->log, 0,
-                      "reductrai: %ui segment(s) left in the spool for the "
-                      "next worker to ship", sp->nqueue);
+
+        /* a stalled transfer would hold the worker for its own timeout */
+        ngx_http_reductrai_http_cancel();
+
+        if (ngx_http_reductrai_queued() + sp->inflight > 0) {
+            ngx_log_error(NGX_LOG_WARN, sp->log, 0,
+                          "reductrai: %ui segment(s) left in the spool for "
+                          "the next worker to ship",
+                          ngx_http_reductrai_queued() + sp->inflight);
+        }
     }
 
     return sp->inflight == 0 && !sp->scanning && !sp->probing
-           && (sp->nqueue == 0 || give_up || sp->failures > 0);
+           && (ngx_http_reductrai_queued() == 0 || give_up
+               || sp->failures > 0);
 }
 
 
 static void
 ngx_http_reductrai_start_uploads(void)
 {
-    ngx_uint_t                       i;
+    ngx_uint_t                       i, added;
     ngx_http_reductrai_upload_t     *up;
     ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *next;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     sp = &ngx_http_reductrai_shipper;
@@ -305,15 +349,19 @@ ngx_http_reductrai_start_uploads(void)
         return;
     }
 
-    for (i = 0; i < sp->nuploads && sp->nqueue > 0; i++) {
+    for (i = 0; i < sp->nuploads; i++) {
         up = &sp->uploads[i];
 
         if (up->busy) {
             continue;
         }
 
-        /* the queue is sorted: the oldest first */
-        up->seg = sp->queue[0];
+        next = ngx_http_reductrai_queue_next(&added);
+        if (next == NULL) {
+            return;
+        }
+
+        up->seg = *next;
 
         if (ngx_thread_task_post(rmcf->upload_thread_pool, up->task)
             != NGX_OK)
@@ -321,9 +369,7 @@ ngx_http_reductrai_start_uploads(void)
             return;
         }
 
-        sp->nqueue--;
-        ngx_memmove(&sp->queue[0], &sp->queue[1],
-                    sp->nqueue * sizeof(ngx_http_reductrai_candidate_t));
+        ngx_http_reductrai_queue_pop(added);
 
         up->busy = 1;
         sp->inflight++;
@@ -415,15 +461,21 @@ ngx_http_reductrai_upload_locked(ngx_http_reductrai_upload_t *up, int fd,
         rc = ngx_http_reductrai_recover(fd, up->seg.name, &id, &torn);
 
         if (rc == NGX_DECLINED) {
-            return ngx_http_reductrai_quarantine(AT_FDCWD, path) == NGX_OK
-                   ? NGX_HTTP_REDUCTRAI_QUARANTINED
-                   : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+            rc = ngx_http_reductrai_quarantine(AT_FDCWD, path);
+
+            if (rc == NGX_OK) {
+                return NGX_HTTP_REDUCTRAI_QUARANTINED;
+            }
         }
 
+        if (rc == NGX_OK) {
+            return NGX_HTTP_REDUCTRAI_RECOVERED;
+        }
+
+        /* errno only now: a success leaves whatever a library call set */
         up->error = errno;
 
-        return rc == NGX_OK ? NGX_HTTP_REDUCTRAI_RECOVERED
-                            : NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
+        return NGX_HTTP_REDUCTRAI_LOCAL_ERROR;
     }
 
     if (ngx_http_reductrai_object_key(key, sizeof(key), st->prefix, &id)
@@ -478,7 +530,7 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
         ngx_http_reductrai_gauge_sub(&sh->spool_segments, 1);
 
         /* the lag and the counts settle with a scan as soon as idle */
-        if (sp->nqueue == 0 && sp->inflight == 0) {
+        if (ngx_http_reductrai_queued() == 0 && sp->inflight == 0) {
             sp->last_scan_ms = 0;
         }
 
@@ -507,7 +559,7 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
         /* a segment that keeps failing must not hold up the others */
         up->seg.failures++;
         ngx_http_reductrai_remember_failure(&up->seg);
-        (void) ngx_http_reductrai_queue_push(&up->seg);
+        ngx_http_reductrai_enqueue(&up->seg, ev->log);
         ngx_http_reductrai_backoff();
         break;
 
@@ -515,7 +567,7 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
         ngx_log_error(NGX_LOG_WARN, ev->log, 0,
                       "reductrai: spool segment \"%s\" had no valid trailer "
                       "and was rebuilt", up->seg.name);
-        (void) ngx_http_reductrai_queue_push(&up->seg);
+        ngx_http_reductrai_enqueue(&up->seg, ev->log);
         break;
 
     case NGX_HTTP_REDUCTRAI_QUARANTINED:
@@ -665,6 +717,8 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
     scan->complete = 0;
     scan->failed[0] = '\0';
 
+    ngx_sprintf((u_char *) scan->own, "-%P-%Z", ngx_pid);
+
     dir = opendir(ngx_http_reductrai_spool_path());
     if (dir == NULL) {
         scan->error = errno;
@@ -673,7 +727,14 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
 
     fd = dirfd(dir);
 
-    while ((de = readdir(dir)) != NULL) {
+    for ( ;; ) {
+        /* readdir() says "the end" and "failed" alike, but for errno */
+        errno = 0;
+
+        de = readdir(dir);
+        if (de == NULL) {
+            break;
+        }
 
         if (de->d_name[0] == '.') {
             ngx_http_reductrai_scan_hidden(fd, de->d_name);
@@ -708,9 +769,34 @@ ngx_http_reductrai_scan(void *data, ngx_log_t *log)
                                       id.first_ms);
     }
 
+    if (errno != 0) {
+        /* a partial listing must not replace the queue */
+        scan->error = errno;
+        closedir(dir);
+        return;
+    }
+
     closedir(dir);
 
+    ngx_http_reductrai_scan_sort(scan);
+
     scan->complete = 1;
+}
+
+
+/* here, in the thread: 10^5 segments take the event loop 50 ms to sort */
+
+static void
+ngx_http_reductrai_scan_sort(ngx_http_reductrai_scan_t *scan)
+{
+    size_t  n;
+
+    n = scan->found.len / sizeof(ngx_http_reductrai_candidate_t);
+
+    if (n > 1) {
+        ngx_qsort(scan->found.data, n, sizeof(ngx_http_reductrai_candidate_t),
+                  ngx_http_reductrai_candidate_cmp);
+    }
 }
 
 
@@ -982,21 +1068,19 @@ ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
     ngx_cpystrn((u_char *) c->name, (u_char *) name, sizeof(c->name));
     c->size = size;
     c->first_ms = first_ms;
-    c->own = 0;
+    c->own = ngx_strstr(name, scan->own) != NULL;
     c->failures = 0;
+    c->taken = 0;
+    c->generation = 0;
 }
 
 
 static void
 ngx_http_reductrai_scan_done(ngx_event_t *ev)
 {
-    char                             own[NGX_HTTP_REDUCTRAI_NAME_MAX];
-    size_t                           len;
-    ngx_uint_t                       i, n;
     ngx_http_reductrai_shm_t        *sh;
     ngx_http_reductrai_scan_t       *scan;
     ngx_http_reductrai_shipper_t    *sp;
-    ngx_http_reductrai_candidate_t  *found, *failed;
     ngx_http_reductrai_main_conf_t  *rmcf;
 
     sp = ev->data;
@@ -1036,59 +1120,240 @@ ngx_http_reductrai_scan_done(ngx_event_t *ev)
     sh->spool_segments = scan->files;
     sh->oldest_ms = (ngx_atomic_uint_t) scan->oldest_ms;
 
-    /*
-     * What the spool holds replaces what we knew, except uploads in flight
-     * and our own segments sealed after the scan passed them.
-     */
+    ngx_http_reductrai_queue_replace(scan);
 
-    len = ngx_sprintf((u_char *) own, "-%P-", ngx_pid) - (u_char *) own;
-    own[len] = '\0';
+    ngx_http_reductrai_start_uploads();
+}
 
-    found = (ngx_http_reductrai_candidate_t *) scan->found.data;
-    n = scan->found.len / sizeof(ngx_http_reductrai_candidate_t);
 
-    for (i = 0; i < sp->nqueue; i++) {
-        if (sp->queue[i].own
-            && ngx_http_reductrai_find(found, n, sp->queue[i].name) == NULL
-            && ngx_http_reductrai_buf_reserve(&scan->found,
-                                  sizeof(ngx_http_reductrai_candidate_t))
-               == NGX_HTTP_REDUCTRAI_OK)
-        {
-            found = (ngx_http_reductrai_candidate_t *) scan->found.data;
-            found[n++] = sp->queue[i];
-            scan->found.len += sizeof(ngx_http_reductrai_candidate_t);
+/*
+ * What the spool holds replaces what we knew, except uploads in flight,
+ * segments added while the scan ran (it may have passed them by), and
+ * remembered failures, which go last.  The sorted listing is taken over
+ * whole (its buffer swapped, not copied) and each exception is a binary
+ * search: a few dozen steps whatever the spool holds.
+ */
+
+static void
+ngx_http_reductrai_queue_replace(ngx_http_reductrai_scan_t *scan)
+{
+    ngx_uint_t                       i;
+    ngx_http_reductrai_buf_t         old;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *f, c;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    old = sp->listing;
+    sp->listing = scan->found;
+    scan->found = old;          /* the next scan fills it again */
+
+    sp->nlisted = sp->listing.len / sizeof(ngx_http_reductrai_candidate_t);
+    sp->nlive = sp->nlisted;
+    sp->head = 0;
+
+    ngx_http_reductrai_keep_added_since_scan();
+
+    for (i = 0; i < sp->nuploads; i++) {
+        if (sp->uploads[i].busy) {
+            ngx_http_reductrai_take_listed(&sp->uploads[i].seg);
         }
     }
 
-    if (ngx_http_reductrai_queue_reserve(n) != NGX_OK) {
+    for (i = 0; i < ngx_min(sp->nfailed, NGX_HTTP_REDUCTRAI_FAILED_MAX); i++)
+    {
+        f = ngx_http_reductrai_listed(&sp->failed[i]);
+
+        if (f != NULL) {
+            c = *f;
+            c.failures = sp->failed[i].failures;
+            ngx_http_reductrai_enqueue(&c, sp->log);
+        }
+    }
+}
+
+
+static void
+ngx_http_reductrai_keep_added_since_scan(void)
+{
+    ngx_uint_t                       i, n;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *added;
+
+    sp = &ngx_http_reductrai_shipper;
+    added = (ngx_http_reductrai_candidate_t *) sp->added.data;
+    n = 0;
+
+    for (i = 0; i < sp->nadded; i++) {
+        if (added[i].generation != sp->generation) {
+            continue;           /* listed, if still in the spool */
+        }
+
+        ngx_http_reductrai_take_listed(&added[i]);
+        added[n++] = added[i];
+    }
+
+    sp->nadded = n;
+    sp->added.len = n * sizeof(ngx_http_reductrai_candidate_t);
+}
+
+
+static ngx_uint_t
+ngx_http_reductrai_queued(void)
+{
+    return ngx_http_reductrai_shipper.nlive
+           + ngx_http_reductrai_shipper.nadded;
+}
+
+
+/* the first in shipping order; *added says which list holds it */
+
+static ngx_http_reductrai_candidate_t *
+ngx_http_reductrai_queue_next(ngx_uint_t *added)
+{
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *listed, *first;
+
+    sp = &ngx_http_reductrai_shipper;
+    listed = (ngx_http_reductrai_candidate_t *) sp->listing.data;
+
+    while (sp->head < sp->nlisted && listed[sp->head].taken) {
+        sp->head++;
+    }
+
+    listed = (sp->head < sp->nlisted) ? &listed[sp->head] : NULL;
+    first = sp->nadded ? (ngx_http_reductrai_candidate_t *) sp->added.data
+                       : NULL;
+
+    *added = first != NULL
+             && (listed == NULL
+                 || ngx_http_reductrai_candidate_cmp(first, listed) < 0);
+
+    return *added ? first : listed;
+}
+
+
+static void
+ngx_http_reductrai_queue_pop(ngx_uint_t added)
+{
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (!added) {
+        sp->head++;
+        sp->nlive--;
         return;
     }
 
-    sp->nqueue = 0;
+    sp->nadded--;
+    sp->added.len -= sizeof(ngx_http_reductrai_candidate_t);
+    ngx_memmove(sp->added.data,
+                sp->added.data + sizeof(ngx_http_reductrai_candidate_t),
+                sp->added.len);
+}
 
-    for (i = 0; i < n; i++) {
-        if (ngx_http_reductrai_in_flight(found[i].name)) {
-            continue;
+
+/*
+ * Into the short list of segments added since the last scan, in order; a
+ * listed copy of the segment is taken out, so it ships once.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_queue_push(ngx_http_reductrai_candidate_t *c)
+{
+    ngx_uint_t                       i;
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *added;
+
+    sp = &ngx_http_reductrai_shipper;
+    added = (ngx_http_reductrai_candidate_t *) sp->added.data;
+
+    if (ngx_http_reductrai_find(added, sp->nadded, c->name) != NULL) {
+        return NGX_OK;
+    }
+
+    if (ngx_http_reductrai_buf_reserve(&sp->added,
+                                       sizeof(ngx_http_reductrai_candidate_t))
+        != NGX_HTTP_REDUCTRAI_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_reductrai_take_listed(c);
+
+    added = (ngx_http_reductrai_candidate_t *) sp->added.data;
+
+    for (i = sp->nadded; i > 0; i--) {
+        if (ngx_http_reductrai_candidate_cmp(&added[i - 1], c) <= 0) {
+            break;
         }
 
-        found[i].own = ngx_strstr(found[i].name, own) != NULL;
-
-        failed = ngx_http_reductrai_find(sp->failed,
-                                         ngx_min(sp->nfailed,
-                                               NGX_HTTP_REDUCTRAI_FAILED_MAX),
-                                         found[i].name);
-        found[i].failures = failed ? failed->failures : 0;
-
-        sp->queue[sp->nqueue++] = found[i];
+        added[i] = added[i - 1];
     }
 
-    if (sp->nqueue > 1) {
-        ngx_qsort(sp->queue, sp->nqueue,
-                  sizeof(ngx_http_reductrai_candidate_t),
-                  ngx_http_reductrai_candidate_cmp);
+    added[i] = *c;
+    added[i].taken = 0;
+    added[i].generation = sp->generation;
+
+    sp->nadded++;
+    sp->added.len += sizeof(ngx_http_reductrai_candidate_t);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_reductrai_enqueue(ngx_http_reductrai_candidate_t *c, ngx_log_t *log)
+{
+    if (ngx_http_reductrai_queue_push(c) != NGX_OK) {
+        /* not lost: the next scan lists it again */
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "reductrai: queueing \"%s\" for upload failed",
+                      c->name);
+    }
+}
+
+
+/* the listed copy of a segment still to ship, by binary search */
+
+static ngx_http_reductrai_candidate_t *
+ngx_http_reductrai_listed(const ngx_http_reductrai_candidate_t *key)
+{
+    ngx_http_reductrai_shipper_t    *sp;
+    ngx_http_reductrai_candidate_t  *c;
+
+    sp = &ngx_http_reductrai_shipper;
+
+    if (sp->nlisted == 0) {
+        return NULL;
     }
 
-    ngx_http_reductrai_start_uploads();
+    c = bsearch(key, sp->listing.data, sp->nlisted,
+                sizeof(ngx_http_reductrai_candidate_t),
+                ngx_http_reductrai_order_cmp);
+
+    if (c == NULL || c->taken
+        || c < (ngx_http_reductrai_candidate_t *) sp->listing.data + sp->head)
+    {
+        return NULL;
+    }
+
+    return c;
+}
+
+
+static void
+ngx_http_reductrai_take_listed(const ngx_http_reductrai_candidate_t *c)
+{
+    ngx_http_reductrai_candidate_t  *listed;
+
+    listed = ngx_http_reductrai_listed(c);
+
+    if (listed != NULL) {
+        listed->taken = 1;
+        ngx_http_reductrai_shipper.nlive--;
+    }
 }
 
 
@@ -1108,92 +1373,7 @@ ngx_http_reductrai_find(ngx_http_reductrai_candidate_t *list, ngx_uint_t n,
 }
 
 
-static ngx_int_t
-ngx_http_reductrai_queue_reserve(ngx_uint_t n)
-{
-    ngx_uint_t                       cap;
-    ngx_http_reductrai_shipper_t    *sp;
-    ngx_http_reductrai_candidate_t  *q;
-
-    sp = &ngx_http_reductrai_shipper;
-
-    if (n <= sp->queue_cap) {
-        return NGX_OK;
-    }
-
-    cap = sp->queue_cap ? sp->queue_cap * 2 : 64;
-    cap = ngx_max(n, cap);
-
-    q = ngx_alloc(cap * sizeof(ngx_http_reductrai_candidate_t), sp->log);
-    if (q == NULL) {
-        return NGX_ERROR;
-    }
-
-    if (sp->queue != NULL) {
-        ngx_memcpy(q, sp->queue,
-                   sp->nqueue * sizeof(ngx_http_reductrai_candidate_t));
-        ngx_free(sp->queue);
-    }
-
-    sp->queue = q;
-    sp->queue_cap = cap;
-
-    return NGX_OK;
-}
-
-
-static ngx_int_t
-ngx_http_reductrai_queue_push(ngx_http_reductrai_candidate_t *c)
-{
-    ngx_uint_t                     i;
-    ngx_http_reductrai_shipper_t  *sp;
-
-    sp = &ngx_http_reductrai_shipper;
-
-    if (ngx_http_reductrai_find(sp->queue, sp->nqueue, c->name) != NULL) {
-        return NGX_OK;
-    }
-
-    if (ngx_http_reductrai_queue_reserve(sp->nqueue + 1) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    /* keep the order: own segments first, then the oldest first */
-
-    for (i = sp->nqueue; i > 0; i--) {
-        if (ngx_http_reductrai_candidate_cmp(&sp->queue[i - 1], c) <= 0) {
-            break;
-        }
-
-        sp->queue[i] = sp->queue[i - 1];
-    }
-
-    sp->queue[i] = *c;
-    sp->nqueue++;
-
-    return NGX_OK;
-}
-
-
-static ngx_uint_t
-ngx_http_reductrai_in_flight(const char *name)
-{
-    ngx_uint_t                     i;
-    ngx_http_reductrai_shipper_t  *sp;
-
-    sp = &ngx_http_reductrai_shipper;
-
-    for (i = 0; i < sp->nuploads; i++) {
-        if (sp->uploads[i].busy
-            && ngx_strcmp(sp->uploads[i].seg.name, name) == 0)
-        {
-            return 1;
-        }
-    }
-
-    return 0;
-}
-
+/* shipping order: failing segments last, own first, then the oldest */
 
 static int ngx_libc_cdecl
 ngx_http_reductrai_candidate_cmp(const void *a, const void *b)
@@ -1203,6 +1383,17 @@ ngx_http_reductrai_candidate_cmp(const void *a, const void *b)
     if (x->failures != y->failures) {
         return x->failures < y->failures ? -1 : 1;
     }
+
+    return ngx_http_reductrai_order_cmp(a, b);
+}
+
+
+/* the order of a listing, where no segment has failed yet */
+
+static int ngx_libc_cdecl
+ngx_http_reductrai_order_cmp(const void *a, const void *b)
+{
+    const ngx_http_reductrai_candidate_t  *x = a, *y = b;
 
     if (x->own != y->own) {
         return x->own ? -1 : 1;

@@ -521,6 +521,9 @@ ngx_http_reductrai_refuse(ngx_http_request_t *r,
 
     (void) ngx_atomic_fetch_add(&sh->streams[ctx->slot].errors, 1);
 
+    /* the agent retries it: this id is no record of the archive */
+    ctx->refused = 1;
+
     ngx_http_finalize_request(r,
                               ngx_http_reductrai_send(r,
                                              NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -988,7 +991,7 @@ ngx_http_reductrai_record_id_variable(ngx_http_request_t *r,
 
     ctx = ngx_http_reductrai_get_ctx(r->main);
 
-    if (ctx == NULL || ctx->id.len == 0 || ctx->bypassed) {
+    if (ctx == NULL || ctx->id.len == 0 || ctx->bypassed || ctx->refused) {
         v->not_found = 1;
         return NGX_OK;
     }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 
 
 static void ngx_http_reductrai_http_free(ngx_http_reductrai_http_t *h);
+static int ngx_http_reductrai_http_progress(void *data, curl_off_t dltotal,
+    curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_run(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_err_t *err);
 static size_t ngx_http_reductrai_http_read(char *buf, size_t size,
@@ -71,8 +74,32 @@ static ngx_http_reductrai_http_t  *ngx_http_reductrai_http_all;
 static unsigned                    ngx_http_reductrai_http_users;
 static unsigned                    ngx_http_reductrai_http_generation;
 
+/*
+ * Set by an exiting worker past its shutdown timeout, read by transfers in
+ * its threads: a stalled upload must not hold the worker for the storage's
+ * timeout (the segment stays in the spool for the next worker).
+ */
+static volatile sig_atomic_t       ngx_http_reductrai_http_cancelled;
+
 static __thread ngx_http_reductrai_http_t  *ngx_http_reductrai_http_mine;
 static __thread unsigned                    ngx_http_reductrai_http_mine_gen;
+
+
+void
+ngx_http_reductrai_http_cancel(void)
+{
+    ngx_http_reductrai_http_cancelled = 1;
+}
+
+
+/* libcurl calls it at least once a second, even while nothing moves */
+
+static int
+ngx_http_reductrai_http_progress(void *data, curl_off_t dltotal,
+    curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    return ngx_http_reductrai_http_cancelled ? 1 : 0;
+}
 
 
 ngx_http_reductrai_http_t *
@@ -192,7 +219,10 @@ ngx_http_reductrai_http_begin(const ngx_http_reductrai_storage_conf_t *conf,
         || curl_easy_setopt(c, CURLOPT_WRITEDATA, h) != CURLE_OK
         || curl_easy_setopt(c, CURLOPT_HEADERFUNCTION,
                             ngx_http_reductrai_http_header_in) != CURLE_OK
-        || curl_easy_setopt(c, CURLOPT_HEADERDATA, h) != CURLE_OK)
+        || curl_easy_setopt(c, CURLOPT_HEADERDATA, h) != CURLE_OK
+        || curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION,
+                            ngx_http_reductrai_http_progress) != CURLE_OK
+        || curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L) != CURLE_OK)
     {
         ngx_http_reductrai_storage_error(err, 0, "curl_easy_setopt() "
                                          "failed");
@@ -370,6 +400,13 @@ ngx_http_reductrai_http_run(ngx_http_reductrai_http_t *h,
     if (h->window != NULL && h->window->failed) {
         ngx_http_reductrai_storage_error(err, status, "output failed");
         return NGX_HTTP_REDUCTRAI_STORAGE_FATAL;
+    }
+
+    if (rc == CURLE_ABORTED_BY_CALLBACK && ngx_http_reductrai_http_cancelled)
+    {
+        ngx_http_reductrai_storage_error(err, 0, "cancelled: the worker is "
+                                         "exiting");
+        return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 
     if (rc != CURLE_OK) {

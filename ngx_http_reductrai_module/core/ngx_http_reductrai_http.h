@@ -181,6 +181,8 @@ void ngx_http_reductrai_http_use(int delta);
  * "HEAD", "DELETE"); NULL with err set when libcurl fails.  Headers are
  * "Name: value".
  */
+/* from now on every transfer of this process fails at once, as a retry */
+void ngx_http_reductrai_http_cancel(void);
 ngx_http_reductrai_http_t *ngx_http_reductrai_http_begin(
     const ngx_http_reductrai_storage_conf_t *conf, const char *method,
     const char *url, ngx_http_reductrai_storage_err_t *err);

@@ -1316,6 +1316,35 @@ sub write_archive_object {
 }
 
 
+# Fills a spool with $n sealed segments of a dead worker, as a long storage
+# outage leaves them (one small record each, under the spool's naming
+# scheme): stream "outage", hour 2026-01-01 00, instance "gone", pid 1.
+# Returns $n.
+sub write_sealed_segments {
+    shift if ref $_[0];
+    my ($spool, $n) = @_;
+    my $first_ms = 1767225600000;
+
+    my $template = "$spool/.template";
+    write_archive_object($template,
+        qq({"id":"gone-1-1000-1","ts":"2026-01-01T00:00:00.000Z",)
+        . qq("stream":"outage","method":"POST","uri":"/","size":2,)
+        . qq("body":{}}\n));
+    my $bytes = read_file(undef, $template);
+    unlink $template;
+
+    for my $i (1 .. $n) {
+        my $name = sprintf '%s/outage,2026-01-01,00,gone-1-1000-%08d,%d.zst',
+                           $spool, $i, $first_ms + $i;
+        open my $fh, '>:raw', $name or croak "open $name: $!";
+        print $fh $bytes;
+        close $fh or croak "close $name: $!";
+    }
+
+    return $n;
+}
+
+
 sub zstd_compress {
     my ($bytes) = @_;
     my ($rc, $zst, $err) = _run_out([ 'zstd', '-q', '-c' ], input => $bytes);
