@@ -28,7 +28,6 @@
 #include <zstd.h>
 
 
-static int fuzz_sink(void *data, const u_char *p, size_t len);
 static void fuzz_roundtrip(const u_char *in, size_t len);
 static void fuzz_record(ngx_http_reductrai_encoding_e enc, const u_char *in,
     size_t len, size_t max);
@@ -93,24 +92,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_uri(in, len);
 
     free(in);
-
-    return 0;
-}
-
-
-static int
-fuzz_sink(void *data, const u_char *p, size_t len)
-{
-    ngx_http_reductrai_buf_t  *b;
-
-    b = data;
-
-    if (ngx_http_reductrai_buf_reserve(b, len) != 0) {
-        return -1;
-    }
-
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
 
     return 0;
 }
@@ -184,9 +165,9 @@ fuzz_record(ngx_http_reductrai_encoding_e enc, const u_char *in, size_t len,
     memset(&e, 0, sizeof(e));
     memset(&line, 0, sizeof(line));
 
-    fuzz_assert(fuzz_sink(&line, (u_char *) "{", 1) == 0);
+    fuzz_assert(fuzz_buf_sink(&line, (u_char *) "{", 1) == 0);
     fuzz_assert(ngx_http_reductrai_record_body(&e, enc, 0, in, len, max,
-                                               fuzz_sink, &line, &size)
+                                               fuzz_buf_sink, &line, &size)
                 == 0);
 
     fuzz_assert(line.len >= 2 && line.data[line.len - 1] == '\n');

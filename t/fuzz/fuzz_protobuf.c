@@ -28,29 +28,8 @@
 #include <jansson.h>
 
 
-static int fuzz_sink(void *data, const u_char *p, size_t len);
-
-
 static ngx_http_reductrai_pb_t              pb;
 static ngx_http_reductrai_record_encoder_t  enc;
-
-
-static int
-fuzz_sink(void *data, const u_char *p, size_t len)
-{
-    ngx_http_reductrai_buf_t  *b;
-
-    b = data;
-
-    if (ngx_http_reductrai_buf_reserve(b, len) != 0) {
-        return -1;
-    }
-
-    memcpy(b->data + b->len, p, len);
-    b->len += len;
-
-    return 0;
-}
 
 
 int
@@ -101,8 +80,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&line, 0, sizeof(line));
 
     fuzz_assert(ngx_http_reductrai_record_body(&enc, coding, format, in, len,
-                                               1024 * 1024, fuzz_sink, &line,
-                                               &rsize)
+                                               1024 * 1024, fuzz_buf_sink,
+                                               &line, &rsize)
                 == 0);
     fuzz_assert(line.len >= 2 && line.data[line.len - 2] == '}'
                 && line.data[line.len - 1] == '\n');
