@@ -159,6 +159,11 @@ typedef struct {
     ngx_atomic_t                     last_err_ms;   /* vendor failed */
     ngx_atomic_t                     failing;       /* consecutive failures */
     ngx_atomic_t                     stream_overflow; /* counted as other */
+
+    /* one worker at a time lists the spool: its pid, its last tick */
+    ngx_atomic_t                     scanner;
+    ngx_atomic_t                     scanner_seen_ms;
+    ngx_atomic_t                     scan_wanted;   /* by an idle worker */
 } ngx_http_reductrai_shm_t;
 
 

@@ -10,7 +10,12 @@
  *
  * A periodic spool scan, in a thread too, finds segments this worker did
  * not seal (dead or exiting workers), recovers open segments whose writer
- * is gone, moves unreadable files aside, and measures the spool.
+ * is gone, moves unreadable files aside, and measures the spool.  One
+ * worker at a time scans (the scanner, named in shared memory), and only
+ * after a pause ten times as long as its last scan took: a day of outage
+ * lists 10^5 files, and every worker listing them every second starved
+ * the event loops of CPU.  Segments a worker seals itself it knows
+ * without a scan.
  */
 
 
@@ -27,6 +32,12 @@
 #define NGX_HTTP_REDUCTRAI_FAILED_MAX    32
 /* hidden files younger than this may belong to a live writer */
 #define NGX_HTTP_REDUCTRAI_STALE_HIDDEN   60
+/* a scan waits this many times as long as the last one took */
+#define NGX_HTTP_REDUCTRAI_SCAN_PAUSE     10
+/* a scanner that has not ticked for this long is taken over (ms) */
+#define NGX_HTTP_REDUCTRAI_SCANNER_STALE  3000
+/* segments known apart from the listing; more wait for the next scan */
+#define NGX_HTTP_REDUCTRAI_ADDED_MAX      1024
 
 
 typedef enum {
@@ -99,7 +110,9 @@ typedef struct {
     ngx_thread_task_t                *scan_task;
     ngx_http_reductrai_scan_t         scan;
     ngx_uint_t                        scanning;
-    int64_t                           last_scan_ms;
+    int64_t                           scan_start_ms;
+    int64_t                           next_scan_ms;
+    int64_t                           next_wanted_ms;  /* asked by another */
 
     ngx_thread_task_t                *probe_task;
     ngx_http_reductrai_storage_rc_e   probe_rc;
@@ -138,6 +151,8 @@ static void ngx_http_reductrai_scan_done(ngx_event_t *ev);
 static ngx_int_t ngx_http_reductrai_quarantine(int dfd, const char *name);
 static ngx_int_t ngx_http_reductrai_recover(int fd, const char *name,
     ngx_http_reductrai_segment_id_t *id, int *torn);
+static ngx_uint_t ngx_http_reductrai_scanner(ngx_int_t exiting,
+    int64_t now);
 static void ngx_http_reductrai_probe(void *data, ngx_log_t *log);
 static void ngx_http_reductrai_probe_done(ngx_event_t *ev);
 static void ngx_http_reductrai_scan_sort(ngx_http_reductrai_scan_t *scan);
@@ -223,8 +238,8 @@ NGX_HTTP_REDUCTRAI_ANALYZER_END
         return NGX_ERROR;
     }
 
-    /* the first tick scans at once: recovery of what a crash left */
-    sp->last_scan_ms = 0;
+    /* its first scan is at once: recovery of what a crash left */
+    sp->next_scan_ms = 0;
 
     return NGX_OK;
 }
@@ -272,14 +287,17 @@ ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
         return;
     }
 
-    if (!exiting && !sp->scanning
-        && now - sp->last_scan_ms >= NGX_HTTP_REDUCTRAI_SCAN_INTERVAL)
+    if (ngx_http_reductrai_scanner(exiting, now) && !sp->scanning
+        && (now >= sp->next_scan_ms
+            || (ngx_http_reductrai_shm()->scan_wanted
+                && now >= sp->next_wanted_ms)))
     {
         if (ngx_thread_task_post(rmcf->thread_pool, sp->scan_task) == NGX_OK)
         {
             sp->scanning = 1;
-            sp->last_scan_ms = now;
+            sp->scan_start_ms = now;
             sp->generation++;
+            ngx_http_reductrai_shm()->scan_wanted = 0;
         }
     }
 
@@ -301,6 +319,59 @@ ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
             sp->last_contact_ms = now;
         }
     }
+}
+
+
+/*
+ * Whether this worker is the one that scans: it says so each tick; a
+ * scanner that stops ticking (killed, stuck) is replaced by the next
+ * worker that notices, and an exiting one steps down.  Two scanners for a
+ * moment are harmless: a segment is shipped under its lock, once.
+ */
+
+static ngx_uint_t
+ngx_http_reductrai_scanner(ngx_int_t exiting, int64_t now)
+{
+    ngx_atomic_uint_t              pid, scanner;
+    ngx_http_reductrai_shm_t      *sh;
+    ngx_http_reductrai_shipper_t  *sp;
+
+    sh = ngx_http_reductrai_shm();
+    sp = &ngx_http_reductrai_shipper;
+    pid = (ngx_atomic_uint_t) ngx_pid;
+    scanner = sh->scanner;
+
+    if (exiting) {
+        if (scanner == pid) {
+            (void) ngx_atomic_cmp_set(&sh->scanner, pid, 0);
+        }
+
+        return 0;
+    }
+
+    if (scanner != pid) {
+        if (scanner != 0
+            && now - (int64_t) sh->scanner_seen_ms
+               < NGX_HTTP_REDUCTRAI_SCANNER_STALE)
+        {
+            return 0;
+        }
+
+        if (!ngx_atomic_cmp_set(&sh->scanner, scanner, pid)) {
+            return 0;
+        }
+
+        /* the last scanner may have died: recover what it left at once */
+        sp->next_scan_ms = 0;
+
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sp->log, 0,
+                       "reductrai scanner is now this worker, was %uA",
+                       scanner);
+    }
+
+    sh->scanner_seen_ms = (ngx_atomic_uint_t) now;
+
+    return 1;
 }
 
 
@@ -529,9 +600,12 @@ ngx_http_reductrai_upload_done(ngx_event_t *ev)
         ngx_http_reductrai_gauge_sub(&sh->spool_bytes, up->seg.size);
         ngx_http_reductrai_gauge_sub(&sh->spool_segments, 1);
 
-        /* the lag and the counts settle with a scan as soon as idle */
+        /*
+         * the lag and the counts settle with a scan as soon as idle,
+         * by the scanner, whichever worker that is
+         */
         if (ngx_http_reductrai_queued() == 0 && sp->inflight == 0) {
-            sp->last_scan_ms = 0;
+            sh->scan_wanted = 1;
         }
 
         if (up->error) {
@@ -1078,6 +1152,7 @@ ngx_http_reductrai_scan_found(ngx_http_reductrai_scan_t *scan,
 static void
 ngx_http_reductrai_scan_done(ngx_event_t *ev)
 {
+    int64_t                          now, pause;
     ngx_http_reductrai_shm_t        *sh;
     ngx_http_reductrai_scan_t       *scan;
     ngx_http_reductrai_shipper_t    *sp;
@@ -1089,6 +1164,18 @@ ngx_http_reductrai_scan_done(ngx_event_t *ev)
     rmcf = ngx_http_reductrai_worker_conf();
 
     sp->scanning = 0;
+
+    /* scans take at most a tenth of the time, whatever the spool holds */
+
+    now = ngx_http_reductrai_now_ms();
+    pause = (now - sp->scan_start_ms) * NGX_HTTP_REDUCTRAI_SCAN_PAUSE;
+    sp->next_wanted_ms = now + pause;
+    sp->next_scan_ms = now + ngx_max(pause, NGX_HTTP_REDUCTRAI_SCAN_INTERVAL);
+
+    ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ev->log, 0,
+                   "reductrai spool scan: %ui files, %L ms, next in %L ms",
+                   scan->files, now - sp->scan_start_ms,
+                   sp->next_scan_ms - now);
 
     if (scan->error && ngx_http_reductrai_log_once(&sp->scan_logged_ms)) {
         ngx_log_error(NGX_LOG_CRIT, ev->log, scan->error,
@@ -1271,6 +1358,22 @@ ngx_http_reductrai_queue_push(ngx_http_reductrai_candidate_t *c)
 
     if (ngx_http_reductrai_find(added, sp->nadded, c->name) != NULL) {
         return NGX_OK;
+    }
+
+    /*
+     * Bounded, since it is walked and moved: what sorts past a full list
+     * stays in the spool, for the scanner's next listing.
+     */
+
+    if (sp->nadded == NGX_HTTP_REDUCTRAI_ADDED_MAX) {
+        if (ngx_http_reductrai_candidate_cmp(&added[sp->nadded - 1], c)
+            <= 0)
+        {
+            return NGX_OK;
+        }
+
+        sp->nadded--;
+        sp->added.len -= sizeof(ngx_http_reductrai_candidate_t);
     }
 
     if (ngx_http_reductrai_buf_reserve(&sp->added,
