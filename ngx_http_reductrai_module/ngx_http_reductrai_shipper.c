@@ -357,6 +357,9 @@ ngx_http_reductrai_scanner(ngx_int_t exiting, int64_t now)
             return 0;
         }
 
+        /* first, or a worker that comes between would find it stale too */
+        sh->scanner_seen_ms = (ngx_atomic_uint_t) now;
+
         if (!ngx_atomic_cmp_set(&sh->scanner, scanner, pid)) {
             return 0;
         }
@@ -364,9 +367,8 @@ ngx_http_reductrai_scanner(ngx_int_t exiting, int64_t now)
         /* the last scanner may have died: recover what it left at once */
         sp->next_scan_ms = 0;
 
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, sp->log, 0,
-                       "reductrai scanner is now this worker, was %uA",
-                       scanner);
+        ngx_log_error(NGX_LOG_INFO, sp->log, 0,
+                      "reductrai: this worker scans the spool now");
     }
 
     sh->scanner_seen_ms = (ngx_atomic_uint_t) now;
