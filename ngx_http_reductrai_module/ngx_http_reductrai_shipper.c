@@ -238,8 +238,12 @@ NGX_HTTP_REDUCTRAI_ANALYZER_END
         return NGX_ERROR;
     }
 
-    /* its first scan is at once: recovery of what a crash left */
+    /*
+     * A new worker may replace one that crashed: the scanner (this one,
+     * or another) recovers what it left at once.
+     */
     sp->next_scan_ms = 0;
+    ngx_http_reductrai_shm()->scan_wanted = 1;
 
     return NGX_OK;
 }
@@ -324,7 +328,7 @@ ngx_http_reductrai_shipper_tick(ngx_int_t exiting)
 
 /*
  * Whether this worker is the one that scans: it says so each tick; a
- * scanner that stops ticking (killed, stuck) is replaced by the next
+ * scanner that is gone, or stops ticking (stuck), is replaced by the next
  * worker that notices, and an exiting one steps down.  Two scanners for a
  * moment are harmless: a segment is shipped under its lock, once.
  */
@@ -350,9 +354,12 @@ ngx_http_reductrai_scanner(ngx_int_t exiting, int64_t now)
     }
 
     if (scanner != pid) {
+        /* a killed scanner's logs are recovered at once, not in 3 s */
+
         if (scanner != 0
             && now - (int64_t) sh->scanner_seen_ms
-               < NGX_HTTP_REDUCTRAI_SCANNER_STALE)
+               < NGX_HTTP_REDUCTRAI_SCANNER_STALE
+            && (kill((ngx_pid_t) scanner, 0) == 0 || ngx_errno != NGX_ESRCH))
         {
             return 0;
         }
