@@ -1,8 +1,8 @@
 #!/usr/bin/perl
 # docs/QUERY.md cannot rot: nginx + module archive one request of each kind
 # the guide's recipes query (Datadog series as JSON and as protobuf, Datadog
-# logs, OTLP logs and traces, a remote-write WriteRequest, bodies that do
-# not decode), then every ```sql block of the guide marked
+# logs, OTLP logs and traces as protobuf and as OTLP/JSON, a remote-write
+# WriteRequest, bodies that do not decode), then every ```sql block of the guide marked
 # "<!-- test NAME -->" runs in DuckDB against that archive, in order, in one
 # connection, and must give exactly the rows this file expects for NAME.  A
 # marked block without an expectation here fails, and so does an
@@ -140,6 +140,28 @@ resource_spans {
 }
 EOT
 
+# OTLP/JSON, as an SDK sends it with the json protocol: the same shape as
+# the protobuf printed
+my $otlp_json_logs = $json->encode({ resourceLogs => [ {
+    resource => { attributes => [
+        { key => 'service.name', value => { stringValue => 'inventory' } } ] },
+    scopeLogs => [ { logRecords => [
+        { timeUnixNano => '1764100003000000000', severityNumber => 9,
+          severityText => 'INFO', body => { stringValue => 'stock synced' } },
+    ] } ],
+} ] });
+
+my $otlp_json_traces = $json->encode({ resourceSpans => [ {
+    resource => { attributes => [
+        { key => 'service.name', value => { stringValue => 'carts-db' } } ] },
+    scopeSpans => [ { spans => [
+        { traceId => $trace, spanId => 'e457b5a2e4d86bd1',
+          parentSpanId => '5fb397be34d26b51', name => 'query carts',
+          kind => 2, startTimeUnixNano => '1764100000020000000',
+          endTimeUnixNano => '1764100000070000000' },
+    ] } ],
+} ] });
+
 my $write = protoc_encode($t, 'prometheus.WriteRequest',
                           'prometheus_remote.proto', <<'EOT');
 timeseries {
@@ -175,6 +197,10 @@ my @requests = (
       headers => [ 'Content-Type' => 'application/json' ] },
     { path => '/v1/logs', body => $otlp_logs, headers => $x_pb },
     { path => '/v1/traces', body => $otlp_traces, headers => $x_pb },
+    { path => '/v1/logs', body => $otlp_json_logs,
+      headers => [ 'Content-Type' => 'application/json' ] },
+    { path => '/v1/traces', body => $otlp_json_traces,
+      headers => [ 'Content-Type' => 'application/json' ] },
 
     # bodies that stay bytes: not the message the path says, and not JSON
     { path => '/api/v2/series', body => "\x0a\xff\xff\xff\x0fbroken",
@@ -281,6 +307,8 @@ my %expect = (
           line => 'payment failed', time => '2025-11-25 19:46:40' },
         { service => 'checkout', severity => 'INFO',
           line => 'cart loaded', time => '2025-11-25 19:46:41' },
+        { service => 'inventory', severity => 'INFO',
+          line => 'stock synced', time => '2025-11-25 19:46:43' },
         { service => 'payments', severity => 'WARN',
           line => 'card declined', time => '2025-11-25 19:46:42' },
     ],
@@ -290,6 +318,8 @@ my %expect = (
           parent_span_id => undef, ms => 250 },
         { name => 'SELECT carts', span_id => '5fb397be34d26b51',
           parent_span_id => '051581bf3cb55c13', ms => 80 },
+        { name => 'query carts', span_id => 'e457b5a2e4d86bd1',
+          parent_span_id => '5fb397be34d26b51', ms => 50 },
     ],
 
     'remote-write-samples' => [
