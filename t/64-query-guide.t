@@ -362,9 +362,16 @@ for my $name (sort keys %expect) {
 like($blocks[0][1] // '', qr{'/srv/archive/stream=\*/dt=\*/hour=\*/}s,
      'the first block makes the view over /srv/archive/stream=*/dt=*/hour=*');
 
-my @res = duckdb($t, map { (my $q = $_->[1]) =~ s{/srv/archive}{$arch}g; $q }
-                     @blocks);
-is(scalar @res, scalar @blocks, 'every block ran');
+my @res = duckdb($t, (map { (my $q = $_->[1]) =~ s{/srv/archive}{$arch}g; $q }
+                      @blocks),
+                 'SELECT column_name FROM (DESCRIBE archive) ORDER BY 1');
+is(scalar @res, @blocks + 1, 'every block ran');
+
+# the view names every field of the records (a new field needs a column)
+my %fields = map { %$_ } @records;
+is_deeply([ map { $_->{column_name} } @{ pop @res } ],
+          [ sort keys %fields, qw(dt hour) ],
+          'the view: a column per record field, dt and hour');
 
 for my $i (0 .. $#blocks) {
     my $name = $blocks[$i][0];
@@ -375,8 +382,6 @@ for my $i (0 .. $#blocks) {
 
 # ------------------------------------- Athena and ClickHouse: their shape
 
-# every field any record has, and the partition keys of the layout
-my %fields = map { %$_ } @records;
 my @partitions = qw(stream dt hour);
 
 my ($athena) = $guide =~ /<!-- ddl athena -->\n```sql\n(.*?)```/s;
