@@ -89,53 +89,56 @@ my $dd_logs = $json->encode([
       status => 'warn', hostname => 'db-1' },
 ]);
 
+sub log_record {
+    my ($sec, $number, $text, $line) = @_;
+    return qq(log_records { time_unix_nano: ${sec}000000000 )
+         . qq(severity_number: $number severity_text: "$text" )
+         . qq(body { string_value: "$line" } });
+}
+
+# start and end in ms after 1764100000 s
+sub span {
+    my ($trace_id, $id, $parent, $name, $kind, $start, $end) = @_;
+    my $ns = sub { sprintf '%d%03d000000', 1764100000 + int($_[0] / 1000),
+                           $_[0] % 1000 };
+    return qq(spans { trace_id: "${\ hexbytes($trace_id) }" )
+         . qq(span_id: "${\ hexbytes($id) }" )
+         . ($parent ? qq(parent_span_id: "${\ hexbytes($parent) }" ) : '')
+         . qq(name: "$name" kind: $kind )
+         . qq(start_time_unix_nano: ${\ $ns->($start) } )
+         . qq(end_time_unix_nano: ${\ $ns->($end) } });
+}
+
 my $otlp_logs = protoc_encode($t,
     'opentelemetry.proto.logs.v1.ExportLogsServiceRequest',
     'otlp_logs.proto', <<"EOT");
 resource_logs {
   ${\ otlp_resource('checkout') }
   scope_logs {
-    log_records { time_unix_nano: 1764100000000000000 severity_number: 17
-                  severity_text: "ERROR"
-                  body { string_value: "payment failed" } }
-    log_records { time_unix_nano: 1764100001000000000 severity_number: 9
-                  severity_text: "INFO"
-                  body { string_value: "cart loaded" } }
+    ${\ log_record(1764100000, 17, 'ERROR', 'payment failed') }
+    ${\ log_record(1764100001, 9, 'INFO', 'cart loaded') }
   }
 }
 resource_logs {
   ${\ otlp_resource('payments') }
   scope_logs {
-    log_records { time_unix_nano: 1764100002000000000 severity_number: 13
-                  severity_text: "WARN"
-                  body { string_value: "card declined" } }
+    ${\ log_record(1764100002, 13, 'WARN', 'card declined') }
   }
 }
 EOT
 
-my $other_trace = 'a0a1a2a3a4a5a6a7a8a9aaabacadaeaf';
 my $otlp_traces = protoc_encode($t,
     'opentelemetry.proto.trace.v1.ExportTraceServiceRequest',
     'otlp_trace.proto', <<"EOT");
 resource_spans {
   ${\ otlp_resource('checkout') }
   scope_spans {
-    spans { trace_id: "${\ hexbytes($trace) }"
-            span_id: "${\ hexbytes('051581bf3cb55c13') }"
-            name: "GET /cart" kind: SPAN_KIND_SERVER
-            start_time_unix_nano: 1764100000000000000
-            end_time_unix_nano: 1764100000250000000 }
-    spans { trace_id: "${\ hexbytes($trace) }"
-            span_id: "${\ hexbytes('5fb397be34d26b51') }"
-            parent_span_id: "${\ hexbytes('051581bf3cb55c13') }"
-            name: "SELECT carts" kind: SPAN_KIND_CLIENT
-            start_time_unix_nano: 1764100000010000000
-            end_time_unix_nano: 1764100000090000000 }
-    spans { trace_id: "${\ hexbytes($other_trace) }"
-            span_id: "${\ hexbytes('00f067aa0ba902b7') }"
-            name: "GET /health" kind: SPAN_KIND_SERVER
-            start_time_unix_nano: 1764100001000000000
-            end_time_unix_nano: 1764100001001000000 }
+    ${\ span($trace, '051581bf3cb55c13', undef, 'GET /cart',
+             'SPAN_KIND_SERVER', 0, 250) }
+    ${\ span($trace, '5fb397be34d26b51', '051581bf3cb55c13', 'SELECT carts',
+             'SPAN_KIND_CLIENT', 10, 90) }
+    ${\ span('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf', '00f067aa0ba902b7', undef,
+             'GET /health', 'SPAN_KIND_SERVER', 1000, 1001) }
   }
 }
 EOT
