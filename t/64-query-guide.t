@@ -2,13 +2,13 @@
 # docs/QUERY.md cannot rot: nginx + module archive one request of each kind
 # the guide's recipes query (Datadog series as JSON and as protobuf, Datadog
 # logs, OTLP logs and traces as protobuf and as OTLP/JSON, a remote-write
-# WriteRequest, bodies that do not decode), then every ```sql block of the guide marked
-# "<!-- test NAME -->" runs in DuckDB against that archive, in order, in one
-# connection, and must give exactly the rows this file expects for NAME.  A
-# marked block without an expectation here fails, and so does an
-# expectation whose block is gone.  The Athena and ClickHouse examples get
-# structural checks: their columns exist in the records, their partition
-# layout is the key layout.
+# WriteRequest, bodies that do not decode), then every ```sql block of the
+# guide marked "<!-- test NAME -->" runs in DuckDB against that archive, in
+# order, in one connection, and must give exactly the rows this file
+# expects for NAME.  A marked block without an expectation here fails, and
+# so does an expectation whose block is gone.  The Athena and ClickHouse
+# examples get structural checks: their columns exist in the records, their
+# partition layout is the key layout.
 
 use strict;
 use warnings;
@@ -17,7 +17,6 @@ use FindBin;
 use lib "$FindBin::Bin/lib";
 
 use JSON::PP ();
-use MIME::Base64 qw(decode_base64);
 use Test::More;
 
 use RdxTest qw(parse_key zstd_compress);
@@ -212,7 +211,11 @@ my @requests = (
       headers => [ 'Content-Type' => 'text/plain' ] },
 );
 
-my $http = <<'EOT';
+my %streams = ('/api/v2/series' => 'metrics', '/api/v1/write' => 'metrics',
+               '/api/v2/logs' => 'logs', '/v1/logs' => 'logs',
+               '/v1/traces' => 'traces', '/other/' => 'other');
+
+my $http = <<'EOT'
     reductrai_storage file://%%DIR%%/archive;
     reductrai_spool %%DIR%%/spool;
     reductrai_segment_age 1s;
@@ -220,50 +223,16 @@ my $http = <<'EOT';
 
     server {
         listen 127.0.0.1:%%PORT_http%%;
-
-        location /api/v2/series {
-            reductrai on;
-            reductrai_stream metrics;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-
-        location /api/v1/write {
-            reductrai on;
-            reductrai_stream metrics;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-
-        location /api/v2/logs {
-            reductrai on;
-            reductrai_stream logs;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-
-        location /v1/logs {
-            reductrai on;
-            reductrai_stream logs;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-
-        location /v1/traces {
-            reductrai on;
-            reductrai_stream traces;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-
-        location /other/ {
-            reductrai on;
-            reductrai_stream other;
-            reductrai_forward off;
-            reductrai_ack 202 '{}';
-        }
-    }
 EOT
+    . join('', map { <<"EOT" } sort keys %streams)
+        location $_ {
+            reductrai on;
+            reductrai_stream $streams{$_};
+            reductrai_forward off;
+            reductrai_ack 202 '{}';
+        }
+EOT
+    . "    }\n";
 
 my ($arch) = module_archive($t, requests => \@requests, http => $http);
 
