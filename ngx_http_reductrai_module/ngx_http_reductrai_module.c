@@ -182,6 +182,13 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       offsetof(ngx_http_reductrai_main_conf_t, upload_concurrency),
       &ngx_http_reductrai_concurrency_bounds },
 
+    { ngx_string("reductrai_seal_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_reductrai_main_conf_t, seal_concurrency),
+      &ngx_http_reductrai_concurrency_bounds },
+
     { ngx_string("reductrai_instance"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_reductrai_instance,
@@ -329,6 +336,7 @@ ngx_http_reductrai_create_main_conf(ngx_conf_t *cf)
     rmcf->segment_age = NGX_CONF_UNSET_MSEC;
     rmcf->compression_level = NGX_CONF_UNSET;
     rmcf->upload_concurrency = NGX_CONF_UNSET_UINT;
+    rmcf->seal_concurrency = NGX_CONF_UNSET_UINT;
     rmcf->durability = NGX_CONF_UNSET_UINT;
     rmcf->commit_timeout = NGX_CONF_UNSET_MSEC;
     rmcf->request_id_index = NGX_ERROR;
@@ -358,6 +366,7 @@ ngx_http_reductrai_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(rmcf->segment_age, 30000);
     ngx_conf_init_value(rmcf->compression_level, 1);
     ngx_conf_init_uint_value(rmcf->upload_concurrency, 4);
+    ngx_conf_init_uint_value(rmcf->seal_concurrency, 2);
     ngx_conf_init_uint_value(rmcf->durability, NGX_HTTP_REDUCTRAI_WRITE);
     ngx_conf_init_msec_value(rmcf->commit_timeout, 10000);
 
