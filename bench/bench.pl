@@ -72,6 +72,8 @@ my $MODULE = $ENV{BENCH_MODULE} // "$TOP/objs/ngx_http_reductrai_module.so";
 my $TOOL = "$TOP/objs/bench/rdxbench";
 my $CORPUS = "$TOP/bench/corpus";
 my $MIB = 1024 * 1024;
+# seal jobs per worker: reductrai_seal_concurrency, its default
+my $SEALS = 2;
 my $NCPU = `nproc` + 0 || 2;
 
 # targets of issue 11 (throughput: issue 6's, kept beside its prediction)
@@ -1309,7 +1311,7 @@ sub report {
                 my $last = max(@s[-$q .. -1]);
                 my $peak = max(@s);
                 my $bound = $m->{base}{$pid} * 1024 + $m->{buffer}
-                            + $m->{ctx} + 16 * $MIB;
+                            + $SEALS * $m->{ctx} + 16 * $MIB;
                 my $flat = ($last - $third) * 1024 < 2 * $MIB;
                 my $under = $peak * 1024 <= $bound;
                 push @rows, [ $buffer, $pid, mib($m->{base}{$pid} * 1024),
@@ -1356,8 +1358,9 @@ sub report {
             . "(flat: the last is less than 2 MiB above the third; "
             . "highest, not mean, because each sealed segment frees its "
             . "encoder and the next allocates it again), peak.  "
-            . "Bound = RSS at start + `reductrai_buffer_size` + the zstd "
-            . "-19 context (`ZSTD_estimateCStreamSize`) + 16 MiB of writer "
+            . "Bound = RSS at start + `reductrai_buffer_size` + a zstd "
+            . "-19 context (`ZSTD_estimateCStreamSize`) per seal job "
+            . "(`reductrai_seal_concurrency`, $SEALS) + 16 MiB of writer "
             . "scratch (kept up to 4 MiB per buffer).\n\n"
             . table([ 'buffer', 'worker', 'start', '3rd quarter',
                       'last quarter', 'peak', 'bound', 'verdict' ], @rows);

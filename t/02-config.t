@@ -56,6 +56,8 @@ my @bad = (
       qr/"reductrai_compression_level" directive invalid number/ ],
     [ 'concurrency', "reductrai_upload_concurrency 0; # BAD", '',
       qr/"reductrai_upload_concurrency" must be between 1 and 256/ ],
+    [ 'seal concurrency', "reductrai_seal_concurrency 0; # BAD", '',
+      qr/"reductrai_seal_concurrency" must be between 1 and 256/ ],
     [ 'instance', "reductrai_instance a/b; # BAD", '',
       qr/invalid instance name "a\/b"/ ],
     [ 'instance dot', "reductrai_instance .hidden; # BAD", '',
@@ -161,6 +163,7 @@ reductrai_compression_level 6;
 reductrai_thread_pool reductrai_io;
 reductrai_upload_thread_pool reductrai_up;
 reductrai_upload_concurrency 8;
+reductrai_seal_concurrency 3;
 reductrai_instance edge-1.eu_west;
 reductrai_durability fsync;
 reductrai_commit_timeout 3s;

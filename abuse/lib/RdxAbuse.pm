@@ -98,6 +98,7 @@ our %TARGET = (
 my %CONF = (
     buffer_size      => 16 * $MIB,    # reductrai_buffer_size
     max_decoded_size => 16 * $MIB,    # reductrai_max_decoded_size
+    seal_concurrency => 2,            # reductrai_seal_concurrency
     segment_size     => 8 * $MIB,     # reductrai_segment_size (default)
     body_buffer      => 16 * 1024,    # client_body_buffer_size
     header_buffer    => 1024,         # client_header_buffer_size
@@ -201,6 +202,7 @@ EOT
     reductrai_durability write;
     reductrai_buffer_size $CONF{buffer_size};
     reductrai_max_decoded_size $CONF{max_decoded_size};
+    reductrai_seal_concurrency $CONF{seal_concurrency};
 
     client_body_buffer_size $CONF{body_buffer};
     client_header_buffer_size $CONF{header_buffer};
@@ -850,9 +852,9 @@ sub ph_bombs {
 # ----------------------------------------------------------------- finish
 
 # The bound of a worker's RSS high-water mark, from the configuration:
-# its RSS at start, the module's buffer (records waiting, seal jobs'
-# working memory), one decoded body at the cap, a zstd window of a
-# segment, and per connection its pools and buffers (the most any phase
+# its RSS at start, the module's buffer (records waiting), per seal job a
+# decoded body at the cap and a zstd window of a segment, and per
+# connection its pools and buffers (the most any phase
 # held at once, as if all went to this worker), plus 16 MiB of slack for
 # the allocator.
 sub rss_bound {
@@ -867,8 +869,10 @@ sub rss_bound {
     my $per_conn = $CONF{connection_pool} + $CONF{header_buffer}
                    + $CONF{request_pool} + $CONF{body_buffer};
 
-    return $base_kib * 1024 + $CONF{buffer_size} + $CONF{max_decoded_size}
-           + $CONF{segment_size} + $conns * $per_conn + 16 * $MIB;
+    return $base_kib * 1024 + $CONF{buffer_size}
+           + $CONF{seal_concurrency}
+             * ($CONF{max_decoded_size} + $CONF{segment_size})
+           + $conns * $per_conn + 16 * $MIB;
 }
 
 
@@ -1110,8 +1114,8 @@ sub report_markdown {
             $f->($b), $f->($a);
     }
     $md .= "\nThe bound: the worker's RSS at start + reductrai_buffer_size "
-        . "+ reductrai_max_decoded_size + reductrai_segment_size (a zstd "
-        . "window) + the most connections any phase held × (connection, "
+        . "+ reductrai_seal_concurrency × (reductrai_max_decoded_size + "
+        . "reductrai_segment_size, a zstd window) + the most connections any phase held × (connection, "
         . "request pools and header, body buffers) + 16 MiB.\n";
 
     $md .= sprintf "\n## Archive\n\n%d records read back with `reductrai "
