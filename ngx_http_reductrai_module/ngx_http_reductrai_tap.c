@@ -30,6 +30,10 @@ static ngx_int_t ngx_http_reductrai_forwards(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t *forward);
 static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
+static ngx_int_t ngx_http_reductrai_tap_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
+static ngx_uint_t ngx_http_reductrai_policy(
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t forward);
 static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
 static ngx_http_reductrai_record_t *ngx_http_reductrai_record_create(
     ngx_http_request_t *r, ngx_http_reductrai_ctx_t *ctx);
@@ -162,19 +166,19 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reductrai_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, NULL);
     }
 
     ctx->request = r;
     ctx->phase_rc = NGX_DONE;
 
     if (ngx_http_reductrai_decide(r, rlcf, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, ctx);
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, ctx);
     }
 
     cln->handler = ngx_http_reductrai_cleanup;
@@ -255,11 +259,9 @@ ngx_http_reductrai_redirected(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* archived already: a decision that cannot be taken forwards */
 
-    if (forward) {
+    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK || forward) {
         return NGX_DECLINED;
     }
 
@@ -299,6 +301,11 @@ ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_str_t   value;
     ngx_uint_t  forward;
 
+    /* what a failure leaves undecided: forwarded, and the stream "other" */
+
+    ctx->forward = (rlcf->forward != 0);
+    ctx->slot = NGX_HTTP_REDUCTRAI_OTHER;
+
     if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -315,6 +322,66 @@ ngx_http_reductrai_decide(ngx_http_request_t *r,
     ctx->slot = ngx_http_reductrai_stream_slot(&value);
 
     return NGX_OK;
+}
+
+
+/*
+ * The tap failed on its own before reading the body (no memory for its
+ * state or for a variable's value): reductrai_spool_full decides, as when
+ * the spool is full, rather than a 500.  Nothing is archived, so no record
+ * id is set; nginx reads the body for the vendor, or discards it.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_tap_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 forward, slot, bypass;
+    ngx_http_reductrai_shm_t  *sh;
+
+    static int64_t  logged;
+
+    sh = ngx_http_reductrai_shm();
+    forward = ctx ? ctx->forward : (rlcf->forward != 0);
+    slot = ctx ? ctx->slot : NGX_HTTP_REDUCTRAI_OTHER;
+
+    if (ngx_http_reductrai_log_once(&logged)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reductrai tap failed, reductrai_spool_full applies");
+    }
+
+    bypass = (ngx_http_reductrai_policy(rlcf, forward)
+              == NGX_HTTP_REDUCTRAI_FULL_BYPASS);
+
+    if (bypass) {
+        (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        (void) ngx_atomic_fetch_add(&sh->streams[slot].requests, 1);
+
+        if (forward) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        (void) ngx_atomic_fetch_add(&sh->streams[slot].errors, 1);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (bypass) {
+        rc = ngx_http_reductrai_send(r, rlcf->ack_status, &rlcf->ack_body, 0);
+
+    } else {
+        rc = ngx_http_reductrai_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     &ngx_http_reductrai_refused_body, 1);
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
 }
 
 
@@ -503,21 +570,15 @@ static void
 ngx_http_reductrai_refuse(ngx_http_request_t *r,
     ngx_http_reductrai_ctx_t *ctx)
 {
-    ngx_uint_t                      policy;
     ngx_http_reductrai_shm_t       *sh;
     ngx_http_reductrai_loc_conf_t  *rlcf;
 
     sh = ngx_http_reductrai_shm();
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
 
-    policy = rlcf->spool_full;
-
-    if (policy == NGX_HTTP_REDUCTRAI_FULL_AUTO) {
-        policy = ctx->forward ? NGX_HTTP_REDUCTRAI_FULL_BYPASS
-                              : NGX_HTTP_REDUCTRAI_FULL_REJECT;
-    }
-
-    if (policy == NGX_HTTP_REDUCTRAI_FULL_BYPASS) {
+    if (ngx_http_reductrai_policy(rlcf, ctx->forward)
+        == NGX_HTTP_REDUCTRAI_FULL_BYPASS)
+    {
         ctx->bypassed = 1;
         (void) ngx_atomic_fetch_add(&sh->dropped, 1);
         ngx_http_reductrai_proceed(r, ctx);
@@ -534,6 +595,21 @@ ngx_http_reductrai_refuse(ngx_http_request_t *r,
                                              NGX_HTTP_SERVICE_UNAVAILABLE,
                                              &ngx_http_reductrai_refused_body,
                                              1));
+}
+
+
+/* reductrai_spool_full "auto": reject what is answered locally */
+
+static ngx_uint_t
+ngx_http_reductrai_policy(ngx_http_reductrai_loc_conf_t *rlcf,
+    ngx_uint_t forward)
+{
+    if (rlcf->spool_full != NGX_HTTP_REDUCTRAI_FULL_AUTO) {
+        return rlcf->spool_full;
+    }
+
+    return forward ? NGX_HTTP_REDUCTRAI_FULL_BYPASS
+                   : NGX_HTTP_REDUCTRAI_FULL_REJECT;
 }
 
 
