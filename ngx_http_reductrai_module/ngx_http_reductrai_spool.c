@@ -236,20 +236,42 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_reductrai_spool_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i, left;
+    ngx_uint_t                    i, left, queued;
+    ngx_queue_t                  *q;
+    ngx_http_reductrai_shm_t     *sh;
+    ngx_http_reductrai_spool_t   *sp;
     ngx_http_reductrai_stream_t  *s;
 
+    sp = &ngx_http_reductrai_spool;
+    sh = ngx_http_reductrai_shm();
     left = 0;
+    queued = 0;
 
     for (i = 0; i < NGX_HTTP_REDUCTRAI_SLOTS; i++) {
-        s = &ngx_http_reductrai_spool.streams[i];
+        s = &sp->streams[i];
 
         if (s->log != NULL || s->rotated != NULL) {
             left++;
         }
     }
 
-    left += ngx_http_reductrai_spool.sealing;
+    if (sp->to_seal.next != NULL) {
+        for (q = ngx_queue_head(&sp->to_seal);
+             q != ngx_queue_sentinel(&sp->to_seal);
+             q = ngx_queue_next(q))
+        {
+            queued++;
+        }
+    }
+
+    /* the instance's gauges forget this worker's seal jobs */
+
+    if (sh != NULL) {
+        ngx_http_reductrai_gauge_sub(&sh->seals_running, sp->sealing);
+        ngx_http_reductrai_gauge_sub(&sh->seals_queued, queued);
+    }
+
+    left += sp->sealing + queued;
 
     if (left) {
         /* a fast stop: the next start recovers what is in the spool */
