@@ -13,43 +13,11 @@ use warnings;
 use Test::More;
 use File::Temp qw(tempdir);
 use lib 't/lib';
-use RdxTest qw(wait_for);
+use RdxTest qw(wait_for shim);
 
-# malloc() of RDX_FAIL_SIZE bytes fails, every other goes to glibc's
+# malloc() of RDX_FAIL_SIZE bytes fails (t/shim/failmalloc.c)
 my $FAIL_SIZE = 5555;
-my $shim_dir = tempdir(CLEANUP => 1);
-my $shim = "$shim_dir/failmalloc.so";
-open my $src, '>', "$shim_dir/failmalloc.c" or die "failmalloc.c: $!";
-print $src <<'EOC';
-#include <errno.h>
-#include <stdlib.h>
-
-extern void *__libc_malloc(size_t size);
-
-static size_t  fail_size;
-
-__attribute__((constructor)) static void
-init(void)
-{
-    const char  *s = getenv("RDX_FAIL_SIZE");
-
-    fail_size = s ? strtoul(s, NULL, 10) : 0;
-}
-
-void *
-malloc(size_t size)
-{
-    if (fail_size && size == fail_size) {
-        errno = ENOMEM;
-        return NULL;
-    }
-
-    return __libc_malloc(size);
-}
-EOC
-close $src;
-system('cc', '-shared', '-fPIC', '-O2', '-o', $shim, "$shim_dir/failmalloc.c")
-    == 0 or die 'building the malloc shim failed';
+my $shim = shim('failmalloc', tempdir(CLEANUP => 1));
 
 # under ASan its own malloc comes first: the shim is never asked
 my $shimmed = !$ENV{TEST_NGINX_ASAN};
