@@ -1,0 +1,311 @@
+#!/usr/bin/perl
+# reductrai replay of protobuf bodies archived as JSON (body_format): the
+# message is encoded again from the JSON and sent in its original wire
+# format.  Bodies are made by protoc --encode from text format against
+# ngx_http_reductrai_module/proto/*.proto: a Datadog MetricPayload deflate-
+# and zstd-encoded as the Agent sends it, an OTLP trace request gzipped, a
+# Prometheus WriteRequest snappy-encoded with fields our schema does not
+# know (kept in "_unknown").  Each goes through nginx + module, is sealed,
+# replayed to a recording server: protoc --decode of what arrives equals
+# protoc --decode of what was sent, and Content-Type and Content-Encoding
+# are the original ones.  A body that failed to decode as protobuf is sent
+# as it was received: its (decoded) bytes encoded again.
+
+use strict;
+use warnings;
+
+use FindBin;
+use lib "$FindBin::Bin/lib";
+
+use Compress::Zlib ();
+use IO::Compress::Gzip qw(gzip $GzipError);
+use IO::Uncompress::Gunzip qw(gunzip $GunzipError);
+use Test::More;
+
+use RdxTest qw(zstd_compress zstd_uncompress);
+use RdxCli qw(cli module_archive);
+
+my $proto = "$FindBin::Bin/../ngx_http_reductrai_module/proto";
+
+plan skip_all => 'no protoc (tools/deps.sh test)'
+    unless system('protoc --version >/dev/null 2>&1') == 0;
+
+my $t = RdxTest->new;
+
+
+# snappy's block format (what Prometheus remote write sends): all literals
+# when compressing; the whole format when decompressing what libsnappy made
+
+sub varint {
+    my ($v) = @_;
+    my $s = '';
+    while ($v >= 0x80) { $s .= chr(($v & 0x7f) | 0x80); $v >>= 7 }
+    return $s . chr($v);
+}
+
+sub snappy_compress {
+    my ($in) = @_;
+    my $out = varint(length $in);
+    for (my $i = 0; $i < length $in; $i += 65536) {
+        my $chunk = substr($in, $i, 65536);
+        my $n = length($chunk) - 1;
+        $out .= $n < 60 ? chr($n << 2)
+              : $n < 256 ? chr(60 << 2) . chr($n)
+              : chr(61 << 2) . pack('v', $n);
+        $out .= $chunk;
+    }
+    return $out;
+}
+
+sub snappy_uncompress {
+    my ($in) = @_;
+    my ($pos, $len, $shift) = (0, 0, 0);
+    for (;;) {
+        return undef if $pos >= length $in;
+        my $b = ord substr($in, $pos++, 1);
+        $len |= ($b & 0x7f) << $shift;
+        last if $b < 0x80;
+        $shift += 7;
+    }
+    my $out = '';
+    while ($pos < length $in) {
+        my $tag = ord substr($in, $pos++, 1);
+        my $type = $tag & 3;
+        if ($type == 0) {
+            my $n = $tag >> 2;
+            if ($n >= 60) {
+                my $bytes = $n - 59;
+                $n = 0;
+                $n |= ord(substr($in, $pos + $_, 1)) << (8 * $_)
+                    for 0 .. $bytes - 1;
+                $pos += $bytes;
+            }
+            $out .= substr($in, $pos, $n + 1);
+            $pos += $n + 1;
+            next;
+        }
+        my ($n, $off);
+        if ($type == 1) {
+            $n = (($tag >> 2) & 7) + 4;
+            $off = (($tag >> 5) << 8) | ord substr($in, $pos++, 1);
+        } elsif ($type == 2) {
+            $n = ($tag >> 2) + 1;
+            $off = unpack 'v', substr($in, $pos, 2);
+            $pos += 2;
+        } else {
+            $n = ($tag >> 2) + 1;
+            $off = unpack 'V', substr($in, $pos, 4);
+            $pos += 4;
+        }
+        return undef if $off == 0 || $off > length $out;
+        $out .= substr($out, length($out) - $off, 1) for 1 .. $n;
+    }
+    return length($out) == $len ? $out : undef;
+}
+
+sub undo {
+    my ($enc, $body) = @_;
+    if ($enc eq 'gzip') {
+        gunzip(\$body => \my $out) or return undef;
+        return $out;
+    }
+    return Compress::Zlib::uncompress($body) if $enc eq 'deflate';
+    return zstd_uncompress($body) if $enc eq 'zstd';
+    return snappy_uncompress($body) if $enc eq 'snappy';
+    return undef;
+}
+
+# protoc between text format and wire bytes
+
+sub pb_encode {
+    my ($type, $file, $text, %o) = @_;
+    my $dir = $o{dir} // $proto;
+    $t->write_file('msg.txt', $text);
+    my $pb = `protoc -I$dir --encode=$type $dir/$file < ${\ $t->path('msg.txt')}`;
+    die "protoc --encode=$type failed\n" if $? || !length $pb;
+    return $pb;
+}
+
+sub pb_decode {
+    my ($type, $file, $bytes) = @_;
+    my $in = $t->write_file('msg.bin', $bytes);
+    my $text = `protoc -I$proto --decode=$type $proto/$file < $in 2>&1`;
+    return $? ? "protoc failed: $text" : $text;
+}
+
+
+# the messages
+
+my $series = pb_encode('datadog.agentpayload.MetricPayload',
+                       'datadog_metrics.proto', <<'EOT');
+series {
+  metric: "system.load.5"
+  resources { name: "db-2" type: "host" }
+  tags: "role:db"
+  points { timestamp: 1764100000 value: 0.7 }
+  points { value: -1.25 timestamp: 9007199254740993 }
+  type: GAUGE
+  interval: 10
+}
+series {
+  metric: "system.cpu.idle"
+  points { value: 99.5 timestamp: 1764100010 }
+  type: RATE
+  source_type_name: "System"
+  metadata { origin { origin_product: 10 origin_service: 4294967295 } }
+}
+EOT
+
+my $traces = pb_encode(
+    'opentelemetry.proto.trace.v1.ExportTraceServiceRequest',
+    'otlp_trace.proto', <<'EOT');
+resource_spans {
+  resource {
+    attributes { key: "service.name" value { string_value: "checkout" } }
+  }
+  scope_spans {
+    scope { name: "tracer" version: "1.2.3" }
+    spans {
+      trace_id: "\x5b\x8e\xff\xf7\x98\x03\x81\x03\xd2\x69\xb6\x33\x81\x3f\xc6\x0c"
+      span_id: "\xee\xe1\x9b\x7e\xc3\xc1\xb1\x74"
+      parent_span_id: "\x01\x02\x03\x04\x05\x06\x07\x08"
+      name: "GET /cart"
+      kind: SPAN_KIND_SERVER
+      start_time_unix_nano: 1764100000000000000
+      end_time_unix_nano: 1764100000125000000
+      attributes { key: "http.status_code" value { int_value: 200 } }
+      attributes { key: "retries" value { int_value: 0 } }
+      attributes { key: "ratio" value { double_value: 0.25 } }
+      status { code: STATUS_CODE_OK }
+    }
+  }
+}
+EOT
+
+# remote write with fields our schema does not know (a newer sender)
+$t->write_file('ext_remote.proto', <<'EOT');
+syntax = "proto3";
+package ext;
+message Label { string name = 1; string value = 2; }
+message Sample { double value = 1; int64 timestamp = 2; string note = 15; }
+message TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
+message WriteRequest { repeated TimeSeries timeseries = 1; uint64 extra = 99; }
+EOT
+
+my $write = pb_encode('ext.WriteRequest', 'ext_remote.proto', <<'EOT',
+timeseries {
+  labels { name: "__name__" value: "up" }
+  labels { name: "job" value: "node" }
+  samples { value: 1 timestamp: 1764100000000 note: "first" }
+  samples { value: -0.5 timestamp: 1764100015000 }
+}
+extra: 7
+EOT
+    dir => $t->dir);
+
+like(pb_decode('prometheus.WriteRequest', 'prometheus_remote.proto', $write),
+     qr/^99: 7$/m, 'the remote write carries a field our schema does not know');
+
+gzip(\$traces => \my $traces_gz) or die $GzipError;
+
+# not a message: a length past the end; archived with decode_error
+my $garbage = "\x0a\xff\xff\xff\x0f" . 'x' x 20;
+gzip(\$garbage => \my $garbage_gz) or die $GzipError;
+
+my @orig = (
+    { path => '/other/api/v2/series?n=1', enc => 'deflate', pb => $series,
+      body => Compress::Zlib::compress($series),
+      format => 'datadog.MetricPayload',
+      type => 'datadog.agentpayload.MetricPayload',
+      file => 'datadog_metrics.proto' },
+    { path => '/other/api/v2/series?n=2', enc => 'zstd', pb => $series,
+      body => zstd_compress($series), format => 'datadog.MetricPayload',
+      type => 'datadog.agentpayload.MetricPayload',
+      file => 'datadog_metrics.proto' },
+    { path => '/other/v1/traces?n=3', enc => 'gzip', pb => $traces,
+      body => $traces_gz, format => 'otlp.ExportTraceServiceRequest',
+      type => 'opentelemetry.proto.trace.v1.'
+              . 'ExportTraceServiceRequest',
+      file => 'otlp_trace.proto' },
+    { path => '/other/api/v1/write?n=4', enc => 'snappy', pb => $write,
+      body => snappy_compress($write), format => 'prometheus.WriteRequest',
+      type => 'prometheus.WriteRequest', file => 'prometheus_remote.proto' },
+    { path => '/other/v1/traces?n=5', enc => 'gzip', pb => $garbage,
+      body => $garbage_gz, error => 'invalid_protobuf' },
+);
+
+for my $o (@orig) {
+    $o->{headers} = [ 'Content-Type' => 'application/x-protobuf',
+                      'Content-Encoding' => $o->{enc} ];
+}
+
+my ($arch) = module_archive($t, requests => \@orig);
+
+my %rec = map { $_->{uri} => $_ } $t->archive_records($arch);
+is(scalar keys %rec, scalar @orig, scalar(@orig) . ' records archived');
+
+for my $o (@orig) {
+    my $r = $rec{ $o->{path} };
+    ok($r, "$o->{path}: archived") or next;
+
+    if ($o->{error}) {
+        is($r->{decode_error}, $o->{error}, "$o->{path}: $o->{error}");
+        ok(!exists $r->{body_format}, "$o->{path}: no body_format");
+        next;
+    }
+
+    is($r->{body_format}, $o->{format}, "$o->{path}: body_format");
+    is(ref $r->{body}, 'HASH', "$o->{path}: the body is JSON");
+}
+
+is($rec{'/other/api/v1/write?n=4'}{body}{_unknown}, 'mAYH',
+   'remote write: the unknown field 99 = 7 kept in _unknown');
+is($rec{'/other/api/v1/write?n=4'}{body}{timeseries}[0]{samples}[0]{_unknown},
+   'egVmaXJzdA==', 'and a sample\'s unknown field 15 = "first"');
+
+
+# replay to a recording server
+
+my $up = $t->start_upstream(name => 'intake', status => 202);
+
+my $r = cli('replay', "file://$arch", '--to', $up->url, '--window', 'none');
+is($r->{rc}, 0, 'replay exits 0') or diag($r->{err});
+like($r->{err}, qr/^replay: 5 sent, 5 ok, 0 failed/m, 'all 5 sent')
+    or diag($r->{err});
+
+my %got = map { $_->{uri} => $_ } $up->requests;
+
+for my $o (@orig) {
+    my $q = $got{ $o->{path} };
+    ok($q, "$o->{path}: replayed") or next;
+
+    is($q->{headers}{'content-type'}, 'application/x-protobuf',
+       "$o->{path}: the original Content-Type");
+    is($q->{headers}{'content-encoding'}, $o->{enc},
+       "$o->{path}: the original Content-Encoding");
+
+    my $pb = undo($o->{enc}, $q->{body});
+    ok(defined $pb, "$o->{path}: the body is $o->{enc}") or next;
+
+    if ($o->{error}) {
+        is($pb, $o->{pb}, "$o->{path}: the bytes as received, re-encoded");
+        next;
+    }
+
+    my $want = pb_decode($o->{type}, $o->{file}, $o->{pb});
+    my $have = pb_decode($o->{type}, $o->{file}, $pb);
+    unlike($have, qr/^protoc failed/, "$o->{path}: the replayed bytes decode");
+    is($have, $want, "$o->{path}: protoc --decode gives the message sent");
+
+    # protoc writes canonical bytes, and so does the encoder
+    is(unpack('H*', $pb), unpack('H*', $o->{pb}),
+       "$o->{path}: even the bytes are the same");
+}
+
+like($got{'/other/api/v2/series?n=1'}{body} // '', qr/^\x78/,
+     'deflate is zlib-wrapped');
+like($got{'/other/api/v2/series?n=2'}{body} // '', qr/^\x28\xb5\x2f\xfd/,
+     'zstd is a zstd frame');
+
+$t->check_error_log;
+done_testing;
