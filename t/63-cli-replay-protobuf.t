@@ -307,5 +307,41 @@ like($got{'/other/api/v2/series?n=1'}{body} // '', qr/^\x78/,
 like($got{'/other/api/v2/series?n=2'}{body} // '', qr/^\x28\xb5\x2f\xfd/,
      'zstd is a zstd frame');
 
+
+# records made by hand: one whose JSON does not fit its body_format, one of
+# a format replay does not know (neither is sent), and an OTLP body with
+# the "Unknown" key older archives have
+
+my $bad = $t->dir . '/bad';
+my $ts = '2026-11-25T10:00:00.000Z';
+my $head = qq("ts":"$ts","stream":"other","method":"POST",)
+         . qq("content_type":"application/x-protobuf","forwarded":false);
+RdxTest::write_archive_object(
+    "$bad/stream=other/dt=2026-11-25/hour=10/h-1-2-00000001.ndjson.zst",
+    qq({"id":"h-1-2-1",$head,"uri":"/x/1","size":2,)
+    . qq("body_format":"datadog.MetricPayload","body":{"series":1}}\n)
+    . qq({"id":"h-1-2-2",$head,"uri":"/x/2","size":2,)
+    . qq("body_format":"datadog.Nope","body":{}}\n)
+    . qq({"id":"h-1-2-3",$head,"uri":"/x/3","size":3,)
+    . qq("body_format":"otlp.ExportLogsServiceRequest",)
+    . qq("body":{"Unknown":"mAYs"}}\n));
+
+$up->set(status => 202);
+my $n0 = () = $up->requests;
+
+$r = cli('replay', "file://$bad", '--to', $up->url, '--window', 'none');
+is($r->{rc}, 4, 'records not sent: exit 4') or diag($r->{err});
+like($r->{err}, qr/^reductrai: replay: h-1-2-1: not sent: body is not a datadog\.MetricPayload: a repeated field is not an array$/m,
+     'the record whose JSON does not fit: not sent, and why');
+like($r->{err}, qr/^reductrai: replay: h-1-2-2: not sent: unknown body_format "datadog\.Nope"$/m,
+     'the record of an unknown format: not sent');
+
+my @new = ($up->requests)[$n0 .. $n0 + 5];
+@new = grep { defined } @new;
+is(scalar @new, 1, 'one record sent');
+is($new[0]{uri}, '/x/3', 'the OTLP one');
+is(unpack('H*', $new[0]{body} // ''), '98062c',
+   'its "Unknown" fields as the body, without Content-Encoding');
+
 $t->check_error_log;
 done_testing;
