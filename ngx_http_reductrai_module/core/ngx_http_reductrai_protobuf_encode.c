@@ -127,7 +127,7 @@ ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
     const ProtobufCMessageDescriptor *desc, json_t *obj, unsigned depth)
 {
     size_t                           used;
-    json_t                          *v;
+    json_t                          *v, *other;
     unsigned                         always;
     const ProtobufCFieldDescriptor  *f, *g, *end;
 
@@ -165,11 +165,15 @@ ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
             /* two members of one oneof: the message has only one */
 
             for (g = desc->fields; g < f; g++) {
-                if ((g->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
-                    && g->quantifier_offset == f->quantifier_offset
-                    && ngx_http_reductrai_pbe_lookup(e, obj, g) != NULL
-                    && !json_is_null(ngx_http_reductrai_pbe_lookup(e, obj, g)))
+                if (!(g->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+                    || g->quantifier_offset != f->quantifier_offset)
                 {
+                    continue;
+                }
+
+                other = ngx_http_reductrai_pbe_lookup(e, obj, g);
+
+                if (other != NULL && !json_is_null(other)) {
                     return ngx_http_reductrai_pbe_fail(e,
                                              NGX_HTTP_REDUCTRAI_PB_INVALID,
                                              "two members of one oneof");
