@@ -3,7 +3,8 @@
 # message is encoded again from the JSON and sent in its original wire
 # format.  Bodies are made by protoc --encode from text format against
 # ngx_http_reductrai_module/proto/*.proto: a Datadog MetricPayload deflate-
-# and zstd-encoded as the Agent sends it, an OTLP trace request gzipped, a
+# and zstd-encoded as the Agent sends it, a SketchPayload (zstd), a trace
+# AgentPayload with maps (gzip), an OTLP trace request gzipped, a
 # Prometheus WriteRequest snappy-encoded with fields our schema does not
 # know (kept in "_unknown").  Each goes through nginx + module, is sealed,
 # replayed to a recording server: protoc --decode of what arrives equals
@@ -182,6 +183,40 @@ resource_spans {
 }
 EOT
 
+my $agent = pb_encode('datadog.trace.AgentPayload', 'datadog_trace.proto',
+                      <<'EOT');
+hostName: "web-1"
+env: "prod"
+tracerPayloads {
+  languageName: "go"
+  chunks {
+    priority: 1
+    spans {
+      service: "web" name: "http.request" resource: "GET /cart"
+      traceID: 12345678901234567890 spanID: 42 parentID: 0
+      start: 1764100000000000000 duration: 1500000
+      meta { key: "http.method" value: "GET" }
+      meta { key: "empty" value: "" }
+      metrics { key: "_sampling_priority_v1" value: 1 }
+      meta_struct { key: "blob" value: "\x00\x01\xff" }
+      type: "web"
+    }
+    tags { key: "_dd.p.dm" value: "-1" }
+  }
+}
+agentVersion: "7.62.0"
+targetTPS: 10
+EOT
+
+my $sketches = pb_encode('datadog.agentpayload.SketchPayload',
+                         'datadog_metrics.proto', <<'EOT');
+sketches {
+  metric: "request.latency" host: "web-1" tags: "env:prod"
+  dogsketches { ts: 1764100000 cnt: 3 min: 0.25 max: 2 avg: 1 sum: 3
+                k: -5 k: 0 k: 1338 n: 1 n: 1 n: 1 }
+}
+EOT
+
 # remote write with fields our schema does not know (a newer sender)
 $t->write_file('ext_remote.proto', <<'EOT');
 syntax = "proto3";
@@ -207,6 +242,7 @@ like(pb_decode('prometheus.WriteRequest', 'prometheus_remote.proto', $write),
      qr/^99: 7$/m, 'the remote write carries a field our schema does not know');
 
 gzip(\$traces => \my $traces_gz) or die $GzipError;
+gzip(\$agent => \my $agent_gz) or die $GzipError;
 
 # not a message: a length past the end; archived with decode_error
 my $garbage = "\x0a\xff\xff\xff\x0f" . 'x' x 20;
@@ -230,6 +266,13 @@ my @orig = (
     { path => '/other/api/v1/write?n=4', enc => 'snappy', pb => $write,
       body => snappy_compress($write), format => 'prometheus.WriteRequest',
       type => 'prometheus.WriteRequest', file => 'prometheus_remote.proto' },
+    { path => '/other/api/v0.2/traces?n=6', enc => 'gzip', pb => $agent,
+      body => $agent_gz, format => 'datadog.trace.AgentPayload',
+      type => 'datadog.trace.AgentPayload', file => 'datadog_trace.proto' },
+    { path => '/other/api/beta/sketches?n=7', enc => 'zstd', pb => $sketches,
+      body => zstd_compress($sketches), format => 'datadog.SketchPayload',
+      type => 'datadog.agentpayload.SketchPayload',
+      file => 'datadog_metrics.proto' },
     { path => '/other/v1/traces?n=5', enc => 'gzip', pb => $garbage,
       body => $garbage_gz, error => 'invalid_protobuf' },
 );
@@ -270,7 +313,7 @@ my $up = $t->start_upstream(name => 'intake', status => 202);
 
 my $r = cli('replay', "file://$arch", '--to', $up->url, '--window', 'none');
 is($r->{rc}, 0, 'replay exits 0') or diag($r->{err});
-like($r->{err}, qr/^replay: 5 sent, 5 ok, 0 failed/m, 'all 5 sent')
+like($r->{err}, qr/^replay: 7 sent, 7 ok, 0 failed/m, 'all 7 sent')
     or diag($r->{err});
 
 my %got = map { $_->{uri} => $_ } $up->requests;
