@@ -121,6 +121,7 @@ typedef struct {
     uint64_t                           retries;
     uint64_t                           dropped;     /* interrupted */
     uint64_t                           not_records;
+    uint64_t                           unsendable;  /* said why, one each */
     uint64_t                           ckpt_errors;
 
     /* the vendor's clock: one "now" for the count and the sending */
@@ -346,6 +347,13 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
         ngx_http_reductrai_replay_say(&rp, "%llu line(s) were not records "
                                       "and were not sent",
                                       (unsigned long long) rp.not_records);
+        corrupt++;
+    }
+
+    if (rp.unsendable) {
+        ngx_http_reductrai_replay_say(&rp, "%llu record(s) could not be "
+                                      "sent as archived (see why above)",
+                                      (unsigned long long) rp.unsendable);
         corrupt++;
     }
 
@@ -1146,7 +1154,7 @@ ngx_http_reductrai_replay_line(void *data, const u_char *line, size_t len)
         ngx_http_reductrai_replay_say(rp, "%.*s: not sent: %s",
                                       (int) v.id.len, v.id.data, why);
         ngx_http_reductrai_replay_free_slot(s);
-        rp->not_records++;
+        rp->unsendable++;
 
         if (cli->dry_run) {
             ngx_http_reductrai_buf_free(&dry.body);

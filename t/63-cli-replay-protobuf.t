@@ -378,6 +378,8 @@ like($r->{err}, qr/^reductrai: replay: h-1-2-1: not sent: body is not a datadog\
      'the record whose JSON does not fit: not sent, and why');
 like($r->{err}, qr/^reductrai: replay: h-1-2-2: not sent: unknown body_format "datadog\.Nope"$/m,
      'the record of an unknown format: not sent');
+like($r->{err}, qr/^reductrai: replay: 2 record\(s\) could not be sent as archived \(see why above\)$/m,
+     'and counted');
 
 my @new = ($up->requests)[$n0 .. $n0 + 5];
 @new = grep { defined } @new;
