@@ -1120,7 +1120,11 @@ ngx_http_reductrai_body_format_set(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_reductrai_loc_conf_t *rlcf = conf;
 
-    ngx_str_t  *value;
+    u_char                                  *p, *names;
+    size_t                                   len;
+    unsigned                                 i;
+    ngx_str_t                               *value;
+    const ngx_http_reductrai_body_format_t  *bf;
 
     if (rlcf->body_format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -1141,20 +1145,34 @@ ngx_http_reductrai_body_format_set(ngx_conf_t *cf, ngx_command_t *cmd,
     rlcf->body_format = ngx_http_reductrai_body_format_lookup(value[1].data,
                                                               value[1].len);
 
-    if (rlcf->body_format == NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown body format \"%V\" (auto, none, "
-                           "datadog.MetricPayload, datadog.SketchPayload, "
-                           "datadog.trace.AgentPayload, "
-                           "otlp.ExportTraceServiceRequest, "
-                           "otlp.ExportMetricsServiceRequest, "
-                           "otlp.ExportLogsServiceRequest, "
-                           "prometheus.WriteRequest, "
-                           "prometheus.write.v2.Request)", &value[1]);
+    if (rlcf->body_format != NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
+        return NGX_CONF_OK;
+    }
+
+    /* the valid names, from the format table itself */
+
+    len = sizeof("auto, none") - 1;
+
+    for (i = 1; (bf = ngx_http_reductrai_body_format(i)) != NULL; i++) {
+        len += 2 + ngx_strlen(bf->name);
+    }
+
+    names = ngx_pnalloc(cf->temp_pool, len);
+    if (names == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    p = ngx_cpymem(names, "auto, none", sizeof("auto, none") - 1);
+
+    for (i = 1; (bf = ngx_http_reductrai_body_format(i)) != NULL; i++) {
+        p = ngx_sprintf(p, ", %s", bf->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown body format \"%V\" (%*s)", &value[1],
+                       (size_t) (p - names), names);
+
+    return NGX_CONF_ERROR;
 }
 
 

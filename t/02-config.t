@@ -104,6 +104,17 @@ my @bad = (
       qr/"reductrai_health": no upstream "nope"/ ],
     [ 'metrics args', '', "location /m { reductrai_metrics x; } # BAD",
       qr/invalid number of arguments in "reductrai_metrics"/ ],
+    # the list comes from the format table: every name, in table order
+    [ 'body format', '',
+      "location / { reductrai_body_format otlp.Nope; } # BAD",
+      qr/unknown \s body \s format \s "otlp\.Nope" \s \(auto, \s none,
+         \s datadog\.MetricPayload, \s datadog\.SketchPayload,
+         \s datadog\.trace\.AgentPayload,
+         \s otlp\.ExportTraceServiceRequest,
+         \s otlp\.ExportMetricsServiceRequest,
+         \s otlp\.ExportLogsServiceRequest,
+         \s prometheus\.WriteRequest,
+         \s prometheus\.write\.v2\.Request\) \s in \s/x ],
 );
 
 for my $case (@bad) {
