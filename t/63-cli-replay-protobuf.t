@@ -25,6 +25,7 @@ use Test::More;
 
 use RdxTest qw(zstd_compress zstd_uncompress);
 use RdxCli qw(cli module_archive);
+use RdxClients qw(protoc_encode snappy_block snappy_uncompress);
 
 my $proto = "$FindBin::Bin/../ngx_http_reductrai_module/proto";
 
@@ -33,76 +34,6 @@ plan skip_all => 'no protoc (tools/deps.sh test)'
 
 my $t = RdxTest->new;
 
-
-# snappy's block format (what Prometheus remote write sends): all literals
-# when compressing; the whole format when decompressing what libsnappy made
-
-sub varint {
-    my ($v) = @_;
-    my $s = '';
-    while ($v >= 0x80) { $s .= chr(($v & 0x7f) | 0x80); $v >>= 7 }
-    return $s . chr($v);
-}
-
-sub snappy_compress {
-    my ($in) = @_;
-    my $out = varint(length $in);
-    for (my $i = 0; $i < length $in; $i += 65536) {
-        my $chunk = substr($in, $i, 65536);
-        my $n = length($chunk) - 1;
-        $out .= $n < 60 ? chr($n << 2)
-              : $n < 256 ? chr(60 << 2) . chr($n)
-              : chr(61 << 2) . pack('v', $n);
-        $out .= $chunk;
-    }
-    return $out;
-}
-
-sub snappy_uncompress {
-    my ($in) = @_;
-    my ($pos, $len, $shift) = (0, 0, 0);
-    for (;;) {
-        return undef if $pos >= length $in;
-        my $b = ord substr($in, $pos++, 1);
-        $len |= ($b & 0x7f) << $shift;
-        last if $b < 0x80;
-        $shift += 7;
-    }
-    my $out = '';
-    while ($pos < length $in) {
-        my $tag = ord substr($in, $pos++, 1);
-        my $type = $tag & 3;
-        if ($type == 0) {
-            my $n = $tag >> 2;
-            if ($n >= 60) {
-                my $bytes = $n - 59;
-                $n = 0;
-                $n |= ord(substr($in, $pos + $_, 1)) << (8 * $_)
-                    for 0 .. $bytes - 1;
-                $pos += $bytes;
-            }
-            $out .= substr($in, $pos, $n + 1);
-            $pos += $n + 1;
-            next;
-        }
-        my ($n, $off);
-        if ($type == 1) {
-            $n = (($tag >> 2) & 7) + 4;
-            $off = (($tag >> 5) << 8) | ord substr($in, $pos++, 1);
-        } elsif ($type == 2) {
-            $n = ($tag >> 2) + 1;
-            $off = unpack 'v', substr($in, $pos, 2);
-            $pos += 2;
-        } else {
-            $n = ($tag >> 2) + 1;
-            $off = unpack 'V', substr($in, $pos, 4);
-            $pos += 4;
-        }
-        return undef if $off == 0 || $off > length $out;
-        $out .= substr($out, length($out) - $off, 1) for 1 .. $n;
-    }
-    return length($out) == $len ? $out : undef;
-}
 
 sub undo {
     my ($enc, $body) = @_;
@@ -118,11 +49,11 @@ sub undo {
 
 # protoc between text format and wire bytes
 
-sub pb_encode {
-    my ($type, $file, $text, %o) = @_;
-    my $dir = $o{dir} // $proto;
-    $t->write_file('msg.txt', $text);
-    my $pb = `protoc -I$dir --encode=$type $dir/$file < ${\ $t->path('msg.txt')}`;
+sub ext_encode {
+    my ($type, $file, $text) = @_;
+    my $in = $t->write_file('ext.txt', $text);
+    my $dir = $t->dir;
+    my $pb = `protoc -I$dir --encode=$type $dir/$file < $in`;
     die "protoc --encode=$type failed\n" if $? || !length $pb;
     return $pb;
 }
@@ -137,8 +68,8 @@ sub pb_decode {
 
 # the messages
 
-my $series = pb_encode('datadog.agentpayload.MetricPayload',
-                       'datadog_metrics.proto', <<'EOT');
+my $series = protoc_encode($t, 'datadog.agentpayload.MetricPayload',
+                           'datadog_metrics.proto', <<'EOT');
 series {
   metric: "system.load.5"
   resources { name: "db-2" type: "host" }
@@ -157,7 +88,7 @@ series {
 }
 EOT
 
-my $traces = pb_encode(
+my $traces = protoc_encode($t,
     'opentelemetry.proto.trace.v1.ExportTraceServiceRequest',
     'otlp_trace.proto', <<'EOT');
 resource_spans {
@@ -183,8 +114,8 @@ resource_spans {
 }
 EOT
 
-my $agent = pb_encode('datadog.trace.AgentPayload', 'datadog_trace.proto',
-                      <<'EOT');
+my $agent = protoc_encode($t, 'datadog.trace.AgentPayload',
+                          'datadog_trace.proto', <<'EOT');
 hostName: "web-1"
 env: "prod"
 tracerPayloads {
@@ -208,8 +139,8 @@ agentVersion: "7.62.0"
 targetTPS: 10
 EOT
 
-my $sketches = pb_encode('datadog.agentpayload.SketchPayload',
-                         'datadog_metrics.proto', <<'EOT');
+my $sketches = protoc_encode($t, 'datadog.agentpayload.SketchPayload',
+                             'datadog_metrics.proto', <<'EOT');
 sketches {
   metric: "request.latency" host: "web-1" tags: "env:prod"
   dogsketches { ts: 1764100000 cnt: 3 min: 0.25 max: 2 avg: 1 sum: 3
@@ -227,7 +158,7 @@ message TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
 message WriteRequest { repeated TimeSeries timeseries = 1; uint64 extra = 99; }
 EOT
 
-my $write = pb_encode('ext.WriteRequest', 'ext_remote.proto', <<'EOT',
+my $write = ext_encode('ext.WriteRequest', 'ext_remote.proto', <<'EOT');
 timeseries {
   labels { name: "__name__" value: "up" }
   labels { name: "job" value: "node" }
@@ -236,7 +167,6 @@ timeseries {
 }
 extra: 7
 EOT
-    dir => $t->dir);
 
 like(pb_decode('prometheus.WriteRequest', 'prometheus_remote.proto', $write),
      qr/^99: 7$/m, 'the remote write carries a field our schema does not know');
@@ -264,7 +194,7 @@ my @orig = (
               . 'ExportTraceServiceRequest',
       file => 'otlp_trace.proto' },
     { path => '/other/api/v1/write?n=4', enc => 'snappy', pb => $write,
-      body => snappy_compress($write), format => 'prometheus.WriteRequest',
+      body => snappy_block($write), format => 'prometheus.WriteRequest',
       type => 'prometheus.WriteRequest', file => 'prometheus_remote.proto' },
     { path => '/other/api/v0.2/traces?n=6', enc => 'gzip', pb => $agent,
       body => $agent_gz, format => 'datadog.trace.AgentPayload',
