@@ -29,8 +29,8 @@ typedef struct {
 
 static int ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
     const ProtobufCMessageDescriptor *desc, json_t *obj, unsigned depth);
-static json_t *ngx_http_reductrai_pbe_lookup(ngx_http_reductrai_pbe_t *e,
-    json_t *obj, const ProtobufCFieldDescriptor *f);
+static json_t *ngx_http_reductrai_pbe_lookup(json_t *obj,
+    const ProtobufCFieldDescriptor *f);
 static int ngx_http_reductrai_pbe_field(ngx_http_reductrai_pbe_t *e,
     const ProtobufCFieldDescriptor *f, json_t *v, unsigned depth);
 static int ngx_http_reductrai_pbe_map(ngx_http_reductrai_pbe_t *e,
@@ -140,7 +140,7 @@ ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
     end = desc->fields + desc->n_fields;
 
     for (f = desc->fields; f < end; f++) {
-        v = ngx_http_reductrai_pbe_lookup(e, obj, f);
+        v = ngx_http_reductrai_pbe_lookup(obj, f);
         if (v == NULL) {
             continue;
         }
@@ -171,7 +171,7 @@ ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
                     continue;
                 }
 
-                other = ngx_http_reductrai_pbe_lookup(e, obj, g);
+                other = ngx_http_reductrai_pbe_lookup(obj, g);
 
                 if (other != NULL && !json_is_null(other)) {
                     return ngx_http_reductrai_pbe_fail(e,
@@ -222,8 +222,7 @@ ngx_http_reductrai_pbe_message(ngx_http_reductrai_pbe_t *e,
 /* the member of a field: by its name, or its name in lowerCamelCase */
 
 static json_t *
-ngx_http_reductrai_pbe_lookup(ngx_http_reductrai_pbe_t *e, json_t *obj,
-    const ProtobufCFieldDescriptor *f)
+ngx_http_reductrai_pbe_lookup(json_t *obj, const ProtobufCFieldDescriptor *f)
 {
     u_char  *p, name[NGX_HTTP_REDUCTRAI_PBE_NAME];
     json_t  *v;
@@ -519,12 +518,8 @@ ngx_http_reductrai_pbe_binary(ngx_http_reductrai_pbe_t *e,
         d = e->out->data + e->out->len;
 
         for (i = 0; i < len; i += 2) {
-            hi = (s[i] >= '0' && s[i] <= '9') ? s[i] - '0'
-                 : (s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'f'
-                   ? (s[i] | 0x20) - 'a' + 10 : -1;
-            lo = (s[i + 1] >= '0' && s[i + 1] <= '9') ? s[i + 1] - '0'
-                 : (s[i + 1] | 0x20) >= 'a' && (s[i + 1] | 0x20) <= 'f'
-                   ? (s[i + 1] | 0x20) - 'a' + 10 : -1;
+            hi = ngx_http_reductrai_hexval(s[i]);
+            lo = ngx_http_reductrai_hexval(s[i + 1]);
 
             if (hi < 0 || lo < 0) {
                 return ngx_http_reductrai_pbe_fail(e,
@@ -893,17 +888,12 @@ ngx_http_reductrai_pbe_double(json_t *v, double *r)
         bits = 0;
 
         for (i = 6; i < len; i++) {
-            c = s[i] | 0x20;
-
-            if (c >= '0' && c <= '9') {
-                bits = bits << 4 | (uint64_t) (c - '0');
-
-            } else if (c >= 'a' && c <= 'f') {
-                bits = bits << 4 | (uint64_t) (c - 'a' + 10);
-
-            } else {
+            c = ngx_http_reductrai_hexval((u_char) s[i]);
+            if (c < 0) {
                 return -1;
             }
+
+            bits = bits << 4 | (uint64_t) c;
         }
 
         memcpy(r, &bits, sizeof(double));
