@@ -235,67 +235,81 @@ test_bad(void)
 {
     int     i;
     char    deep[2048], *p;
-    size_t  n;
+    size_t  k;
 
 #define dd  NGX_HTTP_REDUCTRAI_FORMAT_DD_METRICS
+#define dt  NGX_HTTP_REDUCTRAI_FORMAT_DD_TRACES
 #define ot  NGX_HTTP_REDUCTRAI_FORMAT_OTLP_TRACES
 #define no  NGX_HTTP_REDUCTRAI_PB_INVALID
+#define lim  NGX_HTTP_REDUCTRAI_PB_LIMIT
 
-    bad(dd, "", 1024, no, "no JSON");
-    bad(dd, "{\"series\":[", 1024, no, "truncated JSON");
-    bad(dd, "[1]", 1024, no, "an array");
-    bad(dd, "{\"series\":1}", 1024, no, "a repeated field as a number");
-    bad(dd, "{\"series\":[null]}", 1024, no, "null in a repeated field");
-    bad(dd, "{\"serie\":[]}", 1024, no, "a key the schema does not know");
-    bad(dd, "{\"series\":[{\"metric\":7}]}", 1024, no, "a number as string");
-    bad(dd, "{\"series\":[{\"type\":2147483648}]}", 1024, no,
-        "an enum out of range");
-    bad(dd, "{\"series\":[{\"interval\":\"12x\"}]}", 1024, no,
-        "a 64-bit string with a letter");
-    bad(dd, "{\"series\":[{\"interval\":\"9223372036854775808\"}]}", 1024,
-        no, "int64 overflow");
-    bad(dd, "{\"series\":[{\"interval\":1.5}]}", 1024, no,
-        "a fraction in an integer");
-    bad(dd, "{\"series\":[{\"points\":[{\"value\":\"lots\"}]}]}", 1024, no,
-        "a double as a word");
-    bad(dd, "{\"series\":[{\"points\":[{\"value\":true}]}]}", 1024, no,
-        "a double as a boolean");
-    bad(dd, "{\"series\":[{\"metric\":\"a\\u0000b\"}]}", 1024, no,
-        "NUL in a string");
-    bad(dd, "{\"series\":[{\"metric\":\"\xff\"}]}", 1024, no,
-        "invalid UTF-8");
-    bad(dd, "{\"series\":[{\"resources\":{}}]}", 1024, no,
-        "a repeated field as an object");
-    bad(dd, "{\"_unknown\":\"/w==\"}", 1024, no, "_unknown not protobuf");
-    bad(dd, "{\"_unknown\":\"mAYs!\"}", 1024, no, "_unknown not base64");
-    bad(dd, "{\"_unknown\":3}", 1024, no, "_unknown not a string");
-    bad(dd, "{\"series\":[{\"metric\":\"abcdefgh\"}]}", 8,
-        NGX_HTTP_REDUCTRAI_PB_LIMIT, "larger than max");
-    bad(NGX_HTTP_REDUCTRAI_FORMAT_DD_TRACES, "{\"tags\":[]}", 1024, no,
-        "a map as an array");
-    bad(NGX_HTTP_REDUCTRAI_FORMAT_DD_TRACES,
-        "{\"tracerPayloads\":[{\"chunks\":[{\"spans\":[{\"meta_struct\":"
-        "{\"k\":\"AA=\"}}]}]}]}", 1024, no, "bytes not base64");
-    bad(ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
-        "\"traceId\":\"abc\"}]}]}]}", 1024, no, "an odd hex id");
-    bad(ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
-        "\"spanId\":\"zz\"}]}]}]}", 1024, no, "a hex id with a letter");
-    bad(ot, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{"
-        "\"key\":\"k\",\"value\":{\"stringValue\":\"a\",\"intValue\":\"1\"}"
-        "}]}}]}", 1024, no, "two members of a oneof");
-    bad(ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
-        "\"startTimeUnixNano\":\"-1\"}]}]}]}", 1024, no,
-        "a negative fixed64");
+    static const struct {
+        unsigned                     format;
+        const char                  *json;
+        size_t                       max;
+        ngx_http_reductrai_pb_rc_e   rc;
+        const char                  *name;
+    } cases[] = {
+        { dd, "", 1024, no, "no JSON" },
+        { dd, "{\"series\":[", 1024, no, "truncated JSON" },
+        { dd, "[1]", 1024, no, "an array" },
+        { dd, "{\"series\":1}", 1024, no, "a repeated field as a number" },
+        { dd, "{\"series\":[null]}", 1024, no, "null in a repeated field" },
+        { dd, "{\"serie\":[]}", 1024, no, "a key the schema does not know" },
+        { dd, "{\"series\":[{\"metric\":7}]}", 1024, no,
+          "a number as string" },
+        { dd, "{\"series\":[{\"type\":2147483648}]}", 1024, no,
+          "an enum out of range" },
+        { dd, "{\"series\":[{\"interval\":\"12x\"}]}", 1024, no,
+          "a 64-bit string with a letter" },
+        { dd, "{\"series\":[{\"interval\":\"9223372036854775808\"}]}", 1024,
+          no, "int64 overflow" },
+        { dd, "{\"series\":[{\"interval\":1.5}]}", 1024, no,
+          "a fraction in an integer" },
+        { dd, "{\"series\":[{\"points\":[{\"value\":\"lots\"}]}]}", 1024, no,
+          "a double as a word" },
+        { dd, "{\"series\":[{\"points\":[{\"value\":true}]}]}", 1024, no,
+          "a double as a boolean" },
+        { dd, "{\"series\":[{\"metric\":\"a\\u0000b\"}]}", 1024, no,
+          "NUL in a string" },
+        { dd, "{\"series\":[{\"metric\":\"\xff\"}]}", 1024, no,
+          "invalid UTF-8" },
+        { dd, "{\"series\":[{\"resources\":{}}]}", 1024, no,
+          "a repeated field as an object" },
+        { dd, "{\"_unknown\":\"/w==\"}", 1024, no, "_unknown not protobuf" },
+        { dd, "{\"_unknown\":\"mAYs!\"}", 1024, no, "_unknown not base64" },
+        { dd, "{\"_unknown\":3}", 1024, no, "_unknown not a string" },
+        { dd, "{\"series\":[{\"metric\":\"abcdefgh\"}]}", 8, lim,
+          "larger than max" },
+        { dt, "{\"tags\":[]}", 1024, no, "a map as an array" },
+        { dt, "{\"tracerPayloads\":[{\"chunks\":[{\"spans\":[{"
+              "\"meta_struct\":{\"k\":\"AA=\"}}]}]}]}", 1024, no,
+          "bytes not base64" },
+        { ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
+              "\"traceId\":\"abc\"}]}]}]}", 1024, no, "an odd hex id" },
+        { ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
+              "\"spanId\":\"zz\"}]}]}]}", 1024, no, "a hex id with a letter" },
+        { ot, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{"
+              "\"key\":\"k\",\"value\":{\"stringValue\":\"a\","
+              "\"intValue\":\"1\"}}]}}]}", 1024, no,
+          "two members of a oneof" },
+        { ot, "{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{"
+              "\"startTimeUnixNano\":\"-1\"}]}]}]}", 1024, no,
+          "a negative fixed64" },
+    };
+
+    for (k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+        bad(cases[k].format, cases[k].json, cases[k].max, cases[k].rc,
+            cases[k].name);
+    }
 
     /* AnyValue in ArrayValue, 40 times: 80 levels, deeper than the cap */
 
     p = stpcpy(deep, "{\"resourceSpans\":[{\"resource\":{\"attributes\":"
                      "[{\"value\":");
-    n = 0;
 
     for (i = 0; i < 40; i++) {
         p = stpcpy(p, "{\"arrayValue\":{\"values\":[");
-        n++;
     }
 
     for (i = 0; i < 40; i++) {
@@ -304,12 +318,13 @@ test_bad(void)
 
     strcpy(p, "}]}}]}");
 
-    bad(ot, deep, 1024 * 1024, NGX_HTTP_REDUCTRAI_PB_LIMIT,
-        "nested deeper than the cap");
+    bad(ot, deep, 1024 * 1024, lim, "nested deeper than the cap");
 
 #undef dd
+#undef dt
 #undef ot
 #undef no
+#undef lim
 }
 
 
