@@ -53,8 +53,6 @@ static void ngx_http_reductrai_pb_free(void *data, void *p);
 static ngx_http_reductrai_pb_rc_e ngx_http_reductrai_pb_scan(
     const ProtobufCMessageDescriptor *desc, const u_char *p,
     const u_char *end, unsigned depth);
-static int ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
-    uint64_t *v);
 static int ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end);
 static int ngx_http_reductrai_pb_message(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCMessage *msg);
@@ -64,7 +62,6 @@ static int ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, const void *array, size_t n);
 static int ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, ProtobufCMessage **entries, size_t n);
-static int ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f);
 static int ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, const void *v);
 static int ngx_http_reductrai_pb_is_default(const ProtobufCFieldDescriptor *f,
@@ -430,7 +427,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
 }
 
 
-static int
+int
 ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
     uint64_t *v)
 {
@@ -654,9 +651,7 @@ ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
     size_t        i, size;
     const u_char  *p;
 
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE
-        && ngx_http_reductrai_pb_is_map(f))
-    {
+    if (ngx_http_reductrai_pb_is_map(f)) {
         return ngx_http_reductrai_pb_map(pr, f, (ProtobufCMessage **) array,
                                          n);
     }
@@ -798,11 +793,49 @@ ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
 }
 
 
-static int
+int
+ngx_http_reductrai_pb_is_hex(const ProtobufCFieldDescriptor *f,
+    unsigned style)
+{
+    return (style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
+           && f->type == PROTOBUF_C_TYPE_BYTES
+           && (strcmp(f->name, "trace_id") == 0
+               || strcmp(f->name, "span_id") == 0
+               || strcmp(f->name, "parent_span_id") == 0);
+}
+
+
+u_char *
+ngx_http_reductrai_pb_camel(u_char *dst, const char *name)
+{
+    unsigned  up;
+
+    for (up = 0; *name; name++) {
+        if (*name == '_') {
+            up = 1;
+            continue;
+        }
+
+        *dst++ = (up && *name >= 'a' && *name <= 'z') ? *name - 'a' + 'A'
+                                                      : *name;
+        up = 0;
+    }
+
+    return dst;
+}
+
+
+int
 ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f)
 {
     size_t                             len;
     const ProtobufCMessageDescriptor  *d;
+
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE
+        || f->label != PROTOBUF_C_LABEL_REPEATED)
+    {
+        return 0;
+    }
 
     d = f->descriptor;
     len = strlen(d->name);
@@ -896,10 +929,7 @@ ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     case PROTOBUF_C_TYPE_BYTES:
         bin = v;
 
-        hex = (pr->style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
-              && (strcmp(f->name, "trace_id") == 0
-                  || strcmp(f->name, "span_id") == 0
-                  || strcmp(f->name, "parent_span_id") == 0);
+        hex = ngx_http_reductrai_pb_is_hex(f, pr->style);
 
         n = hex ? bin->len * 2 : (bin->len + 2) / 3 * 4;
 
@@ -981,10 +1011,8 @@ static int
 ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
     const char *name, unsigned comma)
 {
-    u_char       *p;
-    size_t        len;
-    unsigned      up;
-    const char   *s;
+    u_char  *p;
+    size_t   len;
 
     len = strlen(name);
 
@@ -1001,17 +1029,7 @@ ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
     *p++ = '"';
 
     if (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL) {
-        up = 0;
-
-        for (s = name; *s; s++) {
-            if (*s == '_') {
-                up = 1;
-                continue;
-            }
-
-            *p++ = (up && *s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s;
-            up = 0;
-        }
+        p = ngx_http_reductrai_pb_camel(p, name);
 
     } else {
         p = (u_char *) memcpy(p, name, len) + len;
@@ -1036,8 +1054,10 @@ static int
 ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCMessage *msg, unsigned comma)
 {
-    size_t                          i, n, raw, t;
-    u_char                         *wire, *w;
+    int                                  rc;
+    size_t                               i, n, raw, t;
+    u_char                              *wire, *w;
+    unsigned                             style;
     const ProtobufCMessageUnknownField  *u;
 
     raw = 0;
@@ -1068,9 +1088,16 @@ ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
     raw = w - wire;
     n = (raw + 2) / 3 * 4;
 
-    if (ngx_http_reductrai_pb_key(pr, "_unknown", comma) != 0
-        || ngx_http_reductrai_pb_reserve(pr, n + 2) != 0)
-    {
+    /* the key is ours, not the schema's: never camel-cased */
+
+    style = pr->style;
+    pr->style &= ~NGX_HTTP_REDUCTRAI_PB_CAMEL;
+
+    rc = ngx_http_reductrai_pb_key(pr, NGX_HTTP_REDUCTRAI_PB_UNKNOWN, comma);
+
+    pr->style = style;
+
+    if (rc != 0 || ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
         free(wire);
         return -1;
     }
@@ -1245,8 +1272,13 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
                        : ngx_http_reductrai_pb_cpystr(p, "\"-Infinity\"");
     }
 
+    if (v == 0 && signbit(v)) {
+        /* "-0" would read back as the integer 0 */
+        return ngx_http_reductrai_pb_cpystr(p, "-0.0");
+    }
+
     if (v >= -9007199254740992.0 && v <= 9007199254740992.0
-        && v == (double) (int64_t) v && !(v == 0 && signbit(v)))
+        && v == (double) (int64_t) v)
     {
         return ngx_http_reductrai_pb_int(p, (int64_t) v, 0);
     }

@@ -77,6 +77,27 @@ ngx_http_reductrai_pb_rc_e ngx_http_reductrai_pb_json(
     unsigned style, const u_char *in, size_t len,
     ngx_http_reductrai_buf_t *out);
 
+/*
+ * The key of fields the descriptor does not know, in every style (archives
+ * written before it was fixed have "Unknown" in the OTLP style).
+ */
+#define NGX_HTTP_REDUCTRAI_PB_UNKNOWN  "_unknown"
+
+/*
+ * What the printer and the re-encoder (ngx_http_reductrai_protobuf_encode.h)
+ * agree on: a map<K, V> field, printed as an object; a bytes field printed
+ * as lowercase hex in the style (OTLP's trace and span ids); a name in
+ * lowerCamelCase (proto3 JSON's json_name), written at dst without a NUL.
+ */
+int ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f);
+int ngx_http_reductrai_pb_is_hex(const ProtobufCFieldDescriptor *f,
+    unsigned style);
+u_char *ngx_http_reductrai_pb_camel(u_char *dst, const char *name);
+
+/* a varint at *pp (moved past it); -1 when truncated or over 10 bytes */
+int ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
+    uint64_t *v);
+
 /* the archive's decode_error for a failed print */
 const char *ngx_http_reductrai_pb_error(ngx_http_reductrai_pb_rc_e rc);
 

@@ -1,12 +1,14 @@
 package RdxClients;
 
 # Bodies as real senders make them, and DuckDB over the archive, for the
-# tests of the archive's queryability (t/17-protobuf.t, t/64-*.t):
+# tests of the archive's queryability (t/17-protobuf.t, t/64-*.t) and of
+# replay (t/63-cli-replay-protobuf.t):
 #
 #   use RdxClients qw(protoc_encode snappy_block duckdb);
 #   my $pb = protoc_encode($t, 'prometheus.WriteRequest',
 #                          'prometheus_remote.proto', $text_format);
 #   my $body = snappy_block($pb);        # Content-Encoding: snappy
+#   my $pb = snappy_uncompress($body);   # what libsnappy made; undef if bad
 #   my @rows = duckdb($t, $sql, ...);    # one array of rows per statement
 #
 # protoc_encode runs "protoc --encode" against the module's own .proto
@@ -26,7 +28,8 @@ use JSON::PP ();
 use POSIX ();
 use Test::More ();
 
-our @EXPORT_OK = qw(protoc_encode snappy_block duckdb duckdb_ready);
+our @EXPORT_OK = qw(protoc_encode snappy_block snappy_uncompress duckdb
+                    duckdb_ready);
 
 my $REPO = abs_path(dirname(__FILE__) . '/../..');
 my $PROTO = "$REPO/ngx_http_reductrai_module/proto";
@@ -68,6 +71,55 @@ sub snappy_block {
     }
 
     return $out;
+}
+
+
+# The bytes of one snappy block (literals and the three kinds of copy), or
+# undef when it is not one: to read what libsnappy compressed.
+sub snappy_uncompress {
+    my ($in) = @_;
+    my ($pos, $len, $shift) = (0, 0, 0);
+    for (;;) {
+        return undef if $pos >= length $in;
+        my $b = ord substr($in, $pos++, 1);
+        $len |= ($b & 0x7f) << $shift;
+        last if $b < 0x80;
+        $shift += 7;
+    }
+    my $out = '';
+    while ($pos < length $in) {
+        my $tag = ord substr($in, $pos++, 1);
+        my $type = $tag & 3;
+        if ($type == 0) {
+            my $n = $tag >> 2;
+            if ($n >= 60) {
+                my $bytes = $n - 59;
+                $n = 0;
+                $n |= ord(substr($in, $pos + $_, 1)) << (8 * $_)
+                    for 0 .. $bytes - 1;
+                $pos += $bytes;
+            }
+            $out .= substr($in, $pos, $n + 1);
+            $pos += $n + 1;
+            next;
+        }
+        my ($n, $off);
+        if ($type == 1) {
+            $n = (($tag >> 2) & 7) + 4;
+            $off = (($tag >> 5) << 8) | ord substr($in, $pos++, 1);
+        } elsif ($type == 2) {
+            $n = ($tag >> 2) + 1;
+            $off = unpack 'v', substr($in, $pos, 2);
+            $pos += 2;
+        } else {
+            $n = ($tag >> 2) + 1;
+            $off = unpack 'V', substr($in, $pos, 4);
+            $pos += 4;
+        }
+        return undef if $off == 0 || $off > length $out;
+        $out .= substr($out, length($out) - $off, 1) for 1 .. $n;
+    }
+    return length($out) == $len ? $out : undef;
 }
 
 
