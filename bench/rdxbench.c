@@ -721,7 +721,7 @@ cmd_oneshot(int argc, char **argv)
         p = ngx_http_reductrai_record_head(nd.data + nd.len, &m);
         nd.len = p - nd.data;
 
-        if (ngx_http_reductrai_record_body(&enc, coding(&c.reqs[i]),
+        if (ngx_http_reductrai_record_body(&enc, coding(&c.reqs[i]), 0,
                                            c.reqs[i].body, c.reqs[i].len,
                                            MAX_DECODED, buf_sink, &nd, &size)
             != 0)
