@@ -81,6 +81,7 @@ static u_char *ngx_http_reductrai_pb_int(u_char *p, int64_t v, unsigned big);
 static u_char *ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big);
 static u_char *ngx_http_reductrai_pb_double(u_char *p, double v,
     unsigned style);
+static u_char *ngx_http_reductrai_pb_decimal(u_char *p, double v);
 static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
     unsigned wire_type);
 
@@ -1218,6 +1219,7 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
 {
     int       n, prec;
     char      buf[40];
+    u_char   *q;
     uint64_t  bits;
 
     if (isnan(v)) {
@@ -1251,6 +1253,11 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
         return ngx_http_reductrai_pb_int(p, (int64_t) v, 0);
     }
 
+    q = ngx_http_reductrai_pb_decimal(p, v);
+    if (q != NULL) {
+        return q;
+    }
+
     for (prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, sizeof(buf), "%.*g", prec, v);
 
@@ -1262,4 +1269,85 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
     memcpy(p, buf, n);
 
     return p + n;
+}
+
+
+/*
+ * What "%.15g" prints for v when that reads back as v, without printf:
+ * the fewest decimals k (1 to 19) for which the integer d = v * 10^k has
+ * at most 15 digits and d / 10^k, both exact doubles, divides back to v
+ * (the division rounds as strtod() does).  A decimal of at most 15
+ * significant digits is then the 15-digit rounding of v, as printf()
+ * would make it; 1e-4 <= |v| < 1e14 keeps %g in fixed notation.  NULL
+ * otherwise (and for integers, which have their own path).
+ */
+
+static u_char *
+ngx_http_reductrai_pb_decimal(u_char *p, double v)
+{
+    int            k, n, i;
+    u_char         digits[24];
+    double         a, s;
+    uint64_t       d;
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19
+    };
+
+    a = fabs(v);
+
+    if (!(a >= 1e-4 && a < 1e14)) {
+        return NULL;
+    }
+
+    for (k = 1; k < 20; k++) {
+        s = a * pow10[k];
+
+        if (s >= 1e15) {
+            return NULL;
+        }
+
+        d = (uint64_t) (s + 0.5);
+
+        if ((double) d / pow10[k] == a) {
+            break;
+        }
+    }
+
+    if (k == 20) {
+        return NULL;
+    }
+
+    n = 0;
+
+    do {
+        digits[n++] = (u_char) ('0' + d % 10);
+        d /= 10;
+    } while (d);
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    if (n <= k) {
+        *p++ = '0';
+        *p++ = '.';
+
+        for (i = k - n; i > 0; i--) {
+            *p++ = '0';
+        }
+
+    } else {
+        while (n > k) {
+            *p++ = digits[--n];
+        }
+
+        *p++ = '.';
+    }
+
+    while (n > 0) {
+        *p++ = digits[--n];
+    }
+
+    return p;
 }
