@@ -540,8 +540,12 @@ ngx_http_reductrai_json_escape(u_char *dst, const u_char *s, size_t len)
             e = 0;
 
         } else if (ngx_http_reductrai_json_plain[c]) {
-            *dst++ = c;
-            s++;
+            /* the run of plain bytes that most strings are */
+
+            do {
+                *dst++ = *s++;
+            } while (s < end && ngx_http_reductrai_json_plain[*s]);
+
             continue;
 
         } else {

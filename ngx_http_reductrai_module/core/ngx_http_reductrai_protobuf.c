@@ -23,6 +23,12 @@
 #define NGX_HTTP_REDUCTRAI_PB_BLOCK_MAX   (8 * 1024 * 1024)
 /* repeated fields are counted for messages of at most this many fields */
 #define NGX_HTTP_REDUCTRAI_PB_COUNTED     64
+/*
+ * per byte of a word: the high bit, and 1 (a byte with the high bit set,
+ * minus 1, keeps it unless its low 7 bits were all zero)
+ */
+#define NGX_HTTP_REDUCTRAI_PB_HIGH        0x8080808080808080ULL
+#define NGX_HTTP_REDUCTRAI_PB_LOW         0x0101010101010101ULL
 /* the most one scalar, key or punctuation can add to the output */
 #define NGX_HTTP_REDUCTRAI_PB_SCALAR_LEN  64
 
@@ -468,8 +474,25 @@ ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end)
     u_char    c;
     size_t    n;
     uint32_t  cp, min;
+    uint64_t  w;
 
     while (p < end) {
+
+        /* eight ASCII bytes at a time: no high bit and no zero byte */
+
+        if (end - p >= 8) {
+            memcpy(&w, p, 8);
+
+            if (((w | ~((w | NGX_HTTP_REDUCTRAI_PB_HIGH)
+                        - NGX_HTTP_REDUCTRAI_PB_LOW))
+                 & NGX_HTTP_REDUCTRAI_PB_HIGH)
+                == 0)
+            {
+                p += 8;
+                continue;
+            }
+        }
+
         c = *p++;
 
         if (c >= 0x01 && c < 0x80) {
@@ -882,7 +905,14 @@ ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     case PROTOBUF_C_TYPE_STRING:
         s = *(char * const *) v;
         len = (s != NULL) ? strlen(s) : 0;
-        n = ngx_http_reductrai_json_escape_len((const u_char *) s, len);
+
+        /*
+         * room for the longest escape (\u00XX per byte) saves a pass that
+         * counts, unless only the exact size fits under the limit
+         */
+
+        n = (len < (pr->limit - pr->out->len) / 6) ? len * 6
+            : ngx_http_reductrai_json_escape_len((const u_char *) s, len);
 
         if (ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
             return -1;
