@@ -312,6 +312,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
 {
     size_t                           idx;
     uint32_t                         counts[NGX_HTTP_REDUCTRAI_PB_COUNTED];
+    uint32_t                         id;
     uint64_t                         key, v, n;
     const u_char                    *sub;
     ngx_http_reductrai_pb_rc_e       rc;
@@ -321,7 +322,13 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
         return NGX_HTTP_REDUCTRAI_PB_LIMIT;
     }
 
-    memset(counts, 0, sizeof(counts));
+    f = NULL;
+
+    /* the counts of the fields there are (zeroing all 64 costs more) */
+
+    memset(counts, 0, ((desc->n_fields < NGX_HTTP_REDUCTRAI_PB_COUNTED)
+                       ? desc->n_fields : NGX_HTTP_REDUCTRAI_PB_COUNTED)
+                      * sizeof(uint32_t));
 
     while (p < end) {
         if (ngx_http_reductrai_pb_varint(&p, end, &key) != 0
@@ -330,8 +337,25 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
             return NGX_HTTP_REDUCTRAI_PB_INVALID;
         }
 
-        f = protobuf_c_message_descriptor_get_field(desc,
-                                                    (unsigned) (key >> 3));
+        /*
+         * fields come in number order, repeated ones in a row: the last
+         * field and the next are tried before a search
+         */
+
+        id = (uint32_t) (key >> 3);
+
+        if (f != NULL && f->id == id) {
+            /* the same field again */
+
+        } else if (f != NULL && f + 1 < desc->fields + desc->n_fields
+                   && f[1].id == id)
+        {
+            f++;
+
+        } else {
+            f = protobuf_c_message_descriptor_get_field(desc, id);
+        }
+
         n = 1;
 
         switch (key & 7) {
