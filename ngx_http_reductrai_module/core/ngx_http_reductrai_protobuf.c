@@ -88,6 +88,7 @@ static u_char *ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big);
 static u_char *ngx_http_reductrai_pb_double(u_char *p, double v,
     unsigned style);
 static u_char *ngx_http_reductrai_pb_decimal(u_char *p, double v);
+static u_char *ngx_http_reductrai_pb_exact(u_char *p, double v);
 static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
     unsigned wire_type);
 
@@ -1312,6 +1313,11 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
         return q;
     }
 
+    q = ngx_http_reductrai_pb_exact(p, v);
+    if (q != NULL) {
+        return q;
+    }
+
     for (prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, sizeof(buf), "%.*g", prec, v);
 
@@ -1401,6 +1407,179 @@ ngx_http_reductrai_pb_decimal(u_char *p, double v)
 
     while (n > 0) {
         *p++ = digits[--n];
+    }
+
+    return p;
+}
+
+
+typedef unsigned __int128  ngx_http_reductrai_pb_u128_t;
+
+
+/*
+ * The same loop as printf's "%.15g", "%.16g", then "%.17g", stopping at the
+ * first that reads back as v, in exact integer arithmetic for
+ * 1e-4 <= |v| < 1e14, where v = m / 2^s with s in [6, 67]: the P digits
+ * are q = m * 10^k / 2^s rounded half to even (as glibc rounds), with
+ * k = P - 1 - X and X the decimal exponent (10^k <= 10^20 keeps the
+ * product within 128 bits).  q / 10^k reads back as v when it lies inside
+ * v's rounding interval: half an ulp either side (a quarter below a power
+ * of two), its ends included when m is even (strtod() rounds ties to
+ * even).  Printed in %g's fixed notation, trailing zeros removed.  NULL
+ * outside that range.
+ */
+
+static u_char *
+ngx_http_reductrai_pb_exact(u_char *p, double v)
+{
+    int                            x, k, s, prec, n, i, z;
+    u_char                         digits[24];
+    double                         a;
+    uint64_t                       bits, m, q;
+    ngx_http_reductrai_pb_u128_t   num, r, half, d, bound;
+
+    static const uint64_t  pow10[] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+        10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+        100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL,
+        10000000000000000000ULL
+    };
+
+    a = fabs(v);
+
+    if (!(a >= 1e-4 && a < 1e14)) {
+        return NULL;
+    }
+
+    memcpy(&bits, &a, sizeof(double));
+
+    m = (bits & (((uint64_t) 1 << 52) - 1)) | ((uint64_t) 1 << 52);
+    s = 1075 - (int) (bits >> 52);
+
+    /* the decimal exponent, from a guess that the digit count corrects */
+
+    for (x = 0; x < 13 && a >= (double) pow10[x + 1]; x++) { /* void */ }
+
+    if (a < 1) {
+        for (x = -1; x > -4 && a * (double) pow10[-x] < 1; x--) {
+            /* void */
+        }
+    }
+
+    for (prec = 15; prec <= 17; prec++) {
+
+        for ( ;; ) {
+            k = prec - 1 - x;
+
+            if (k < 0 || k > 20) {
+                return NULL;
+            }
+
+            num = (ngx_http_reductrai_pb_u128_t) m
+                  * ((k == 20) ? (ngx_http_reductrai_pb_u128_t) pow10[19] * 10
+                               : pow10[k]);
+            q = (uint64_t) (num >> s);
+
+            if (q < pow10[prec - 1]) {
+                x--;
+                continue;
+            }
+
+            if (q >= pow10[prec]) {
+                x++;
+                continue;
+            }
+
+            break;
+        }
+
+        r = num - ((ngx_http_reductrai_pb_u128_t) q << s);
+        half = (ngx_http_reductrai_pb_u128_t) 1 << (s - 1);
+
+        if (r > half || (r == half && (q & 1))) {
+            q++;
+        }
+
+        /* q / 10^k against v, times 2^(s + 2) * 10^k */
+
+        if (prec < 17) {
+            d = (ngx_http_reductrai_pb_u128_t) q << (s + 2);
+            num <<= 2;
+            bound = ((k == 20) ? (ngx_http_reductrai_pb_u128_t) pow10[19] * 10
+                               : pow10[k]) * 2;
+
+            if (d >= num) {
+                d -= num;
+
+            } else {
+                d = num - d;
+
+                if (m == ((uint64_t) 1 << 52)) {
+                    bound /= 2;
+                }
+            }
+
+            if (!(d < bound || (d == bound && (m & 1) == 0))) {
+                continue;
+            }
+        }
+
+        break;
+    }
+
+    if (q == pow10[prec]) {
+        /* rounded up to the next power of ten */
+        q /= 10;
+        x++;
+    }
+
+    n = 0;
+
+    for (i = 0; i < prec; i++) {
+        digits[n++] = (u_char) ('0' + q % 10);
+        q /= 10;
+    }
+
+    /* digits[] holds the prec digits, least significant first */
+
+    /* z: the trailing zeros that %g leaves out */
+
+    z = 0;
+
+    while (z < n && digits[z] == '0') {
+        z++;
+    }
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    if (x >= 0) {
+        for (i = n - 1; i >= n - 1 - x; i--) {
+            *p++ = digits[i];
+        }
+
+        if (n - 1 - x > z) {
+            *p++ = '.';
+
+            for ( /* void */ ; i >= z; i--) {
+                *p++ = digits[i];
+            }
+        }
+
+    } else {
+        *p++ = '0';
+        *p++ = '.';
+
+        for (i = -1; i > x; i--) {
+            *p++ = '0';
+        }
+
+        for (i = n - 1; i >= z; i--) {
+            *p++ = digits[i];
+        }
     }
 
     return p;
