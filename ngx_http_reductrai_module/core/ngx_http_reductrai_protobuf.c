@@ -1051,14 +1051,20 @@ ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
     const char                   *s;
     ngx_http_reductrai_pb_key_t  *k;
 
-    /* names are the descriptors' (static): their address identifies them */
+    /*
+     * names are the descriptors' (static): their address identifies them;
+     * a hit copies the whole entry (a constant size is a few moves, a
+     * variable one a slow "rep movs"), len tells what counts
+     */
 
-    k = &pr->keys[((uintptr_t) name >> 3) % NGX_HTTP_REDUCTRAI_PB_KEYS];
+    k = &pr->keys[((uint64_t) (uintptr_t) name * 0x9e3779b97f4a7c15ULL)
+                  >> (64 - NGX_HTTP_REDUCTRAI_PB_KEYS_LOG)];
 
     if (k->name == name
-        && k->style == (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL))
+        && k->style == (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL)
+        && pr->out->len + sizeof(k->data) + 1 <= pr->limit)
     {
-        if (ngx_http_reductrai_pb_reserve(pr, k->len + 1) != 0) {
+        if (ngx_http_reductrai_pb_reserve(pr, sizeof(k->data) + 1) != 0) {
             return -1;
         }
 
@@ -1068,8 +1074,8 @@ ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
             *p++ = ',';
         }
 
-        p = (u_char *) memcpy(p, k->data, k->len) + k->len;
-        pr->out->len = p - pr->out->data;
+        memcpy(p, k->data, sizeof(k->data));
+        pr->out->len = p + k->len - pr->out->data;
 
         return 0;
     }

@@ -52,8 +52,9 @@ typedef struct ngx_http_reductrai_pb_block_s  ngx_http_reductrai_pb_block_t;
 
 
 /* keys as printed ('"name":'), by the address of the name and the style */
-#define NGX_HTTP_REDUCTRAI_PB_KEYS     256
-#define NGX_HTTP_REDUCTRAI_PB_KEY_LEN  38
+#define NGX_HTTP_REDUCTRAI_PB_KEYS_LOG 8
+#define NGX_HTTP_REDUCTRAI_PB_KEYS     (1 << NGX_HTTP_REDUCTRAI_PB_KEYS_LOG)
+#define NGX_HTTP_REDUCTRAI_PB_KEY_LEN  46
 
 typedef struct {
     const char                     *name;
