@@ -1685,13 +1685,14 @@ sub report_protobuf {
         my $p = $R{protobuf}{$kind} or next;
         my $ratio = $p->{stored} / $p->{gzip6};
         push @rows, [ $p->{format}, $p->{requests}, mib($p->{pb}),
-                      mib($p->{json}), sprintf('**%.0f**', $p->{mbps}),
+                      mib($p->{json}), sprintf('**%.0f**', $p->{median}),
+                      f0($p->{mbps}), f0($p->{best}),
                       mib($p->{gzip6}), mib($p->{stored}),
                       sprintf('**%.2f**', $ratio) ];
         push @$targets, [ "protobuf decode and print, $p->{format}",
                           "≥ $TARGET{pb_mbps} MB/s of protobuf per core",
-                          sprintf('%.0f MB/s', $p->{mbps}),
-                          ok($p->{mbps} >= $TARGET{pb_mbps}) ];
+                          sprintf('%.0f MB/s (median pass)', $p->{median}),
+                          ok($p->{median} >= $TARGET{pb_mbps}) ];
         push @$targets, [ "protobuf archive size, $p->{format}",
                           "≤ $TARGET{pb_size}× gzip -6 of the protobuf",
                           sprintf('%.3f×', $ratio),
@@ -1703,10 +1704,14 @@ sub report_protobuf {
         . "body decoded from its Content-Encoding first, then, on one "
         . "core, checked, unpacked and printed as the archive's JSON "
         . "(`rdxbench protobuf`, the module's code); MB/s of protobuf "
-        . "bytes per CPU second.  The archive: the same records written "
-        . "to spool segments at the module's settings, against gzip -6 "
-        . "of all the type's protobuf bytes in one member.\n\n"
-        . table([ 'body', 'requests', 'protobuf', 'JSON', 'MB/s per core',
+        . "bytes per CPU second, of the median pass over all the type's "
+        . "bodies (the steadier figure on a shared machine), beside all "
+        . "passes together and the fastest.  The archive: the same "
+        . "records written to spool segments at the module's settings, "
+        . "against gzip -6 of all the type's protobuf bytes in one "
+        . "member.\n\n"
+        . table([ 'body', 'requests', 'protobuf', 'JSON',
+                  'MB/s per core, median pass', 'all passes', 'fastest',
                   'gzip -6 of protobuf', 'module', 'module ÷ gzip -6' ],
                 @rows);
 }
