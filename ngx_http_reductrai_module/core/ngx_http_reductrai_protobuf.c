@@ -100,8 +100,20 @@ static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
 #define ngx_http_reductrai_pb_member(msg, off)                               \
     ((const u_char *) (msg) + (off))
 
+/* the one-byte varints that most tags and lengths are, inline */
+#define ngx_http_reductrai_pb_varint1(pp, end, v)                            \
+    ((*(pp) < (end) && **(pp) < 0x80)                                       \
+     ? (*(v) = *(*(pp))++, 0) : ngx_http_reductrai_pb_varint(pp, end, v))
+
 
 static const u_char  ngx_http_reductrai_pb_hex[] = "0123456789abcdef";
+
+/* "00" to "99" */
+static const u_char  ngx_http_reductrai_pb_digits2[] =
+    "000102030405060708091011121314151617181920212223242526272829"
+    "303132333435363738394041424344454647484950515253545556575859"
+    "606162636465666768697071727374757677787980818283848586878889"
+    "90919293949596979899";
 
 
 ngx_http_reductrai_pb_rc_e
@@ -335,7 +347,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
     seen = 0;
 
     while (p < end) {
-        if (ngx_http_reductrai_pb_varint(&p, end, &key) != 0
+        if (ngx_http_reductrai_pb_varint1(&p, end, &key) != 0
             || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         {
             return NGX_HTTP_REDUCTRAI_PB_INVALID;
@@ -365,7 +377,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
         switch (key & 7) {
 
         case 0:
-            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0) {
+            if (ngx_http_reductrai_pb_varint1(&p, end, &v) != 0) {
                 return NGX_HTTP_REDUCTRAI_PB_INVALID;
             }
 
@@ -388,7 +400,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
             break;
 
         case 2:
-            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0
+            if (ngx_http_reductrai_pb_varint1(&p, end, &v) != 0
                 || v > (uint64_t) (end - p))
             {
                 return NGX_HTTP_REDUCTRAI_PB_INVALID;
@@ -1287,10 +1299,21 @@ ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big)
 
     t = tmp + sizeof(tmp);
 
-    do {
-        *--t = (u_char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
+    /* two digits per division */
+
+    while (v >= 100) {
+        t -= 2;
+        memcpy(t, &ngx_http_reductrai_pb_digits2[(v % 100) * 2], 2);
+        v /= 100;
+    }
+
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, &ngx_http_reductrai_pb_digits2[v * 2], 2);
+
+    } else {
+        *--t = (u_char) ('0' + v);
+    }
 
     if (quote) {
         *p++ = '"';
