@@ -6,7 +6,7 @@
 # to bench/results/latest.md.
 #
 #   bench/bench.pl [--quick] [--only proxy,latency,archive,sparse,encode,
-#                  memory,scan] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
+#                  memory,scan,protobuf] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
 #                  [--level N] [--wlog N] [--ldm 0|1] [--ldm-rate N]
 #                  [--sparse 300] [--pause-ms 3]
 #
@@ -89,6 +89,9 @@ my %TARGET = (
                             # spread (which records share an object)
     puts       => 1,        # storage PUTs per 8 MiB raw
     rss        => 64,       # MiB, a worker's peak under the proxy load
+    pb_mbps    => 200,      # issue 12: protobuf decoded and printed, MB/s
+                            # of protobuf per core
+    pb_size    => 1.0,      # its archive / gzip -6 of the protobuf bytes
 );
 
 # Archive ÷ batched gzip -6 per stream at commit 083732b (levels 3 and 1),
@@ -188,11 +191,12 @@ sub corpus {
     my $stamp = "$CORPUS/.seed";
     my $want = "seed=$opt{seed} gen=" . (stat "$Bin/corpus.pl")[9];
 
-    if (!-f "$CORPUS/mix.req" || ($bench->slurp($stamp) // '') ne $want) {
+    if (!-f "$CORPUS/pb.req" || ($bench->slurp($stamp) // '') ne $want) {
         say "generating the corpus (seed $opt{seed})";
         rmtree($CORPUS);
         system('perl', "$Bin/corpus.pl", '--seed', $opt{seed},
-               '--out', $CORPUS) == 0 or die "corpus.pl failed\n";
+               '--snappy', $TOOL, '--out', $CORPUS) == 0
+            or die "corpus.pl failed\n";
         $bench->write_file($stamp, $want);
     }
 
@@ -863,6 +867,22 @@ sub phase_encode {
 }
 
 
+# ---------------------------------------------------------------- protobuf
+
+# issue 12: protobuf bodies (pb.req) decoded and printed as JSON, one core,
+# and their archive at the module's zstd settings
+sub phase_protobuf {
+    say 'protobuf: decode and print per payload type (one core)';
+
+    for (split /\n/, $bench->run($TOOL, 'protobuf', '-t',
+                                 $opt{quick} ? 0.5 : 2, @{ $Z{args} },
+                                 "$CORPUS/pb.req")) {
+        my %p = /(\w+)=(\S+)/g or next;
+        $R{protobuf}{ $p{kind} } = \%p;
+    }
+}
+
+
 # ---------------------------------------------------------------- memory
 
 # Sustained overload: a slow encoder (zstd -19, on the hot path or in the
@@ -1292,6 +1312,7 @@ sub report {
 
     push @sections, report_sparse(\@targets) if $R{sparse};
     push @sections, report_rss(\@targets) if $R{rss};
+    push @sections, report_protobuf(\@targets) if $R{protobuf};
 
     # memory
     if ($R{memory}) {
@@ -1657,6 +1678,48 @@ sub report_sparse {
 }
 
 
+# decode-and-print speed and archive size of each protobuf payload type
+sub report_protobuf {
+    my ($targets) = @_;
+    my @rows;
+
+    for my $kind (qw(pb_series pb_prom_write pb_otlp_metrics pb_otlp_logs
+                     pb_otlp_traces)) {
+        my $p = $R{protobuf}{$kind} or next;
+        my $ratio = $p->{stored} / $p->{gzip6};
+        push @rows, [ $p->{format}, $p->{requests}, mib($p->{pb}),
+                      mib($p->{json}), sprintf('**%.0f**', $p->{median}),
+                      f0($p->{mbps}), f0($p->{best}),
+                      mib($p->{gzip6}), mib($p->{stored}),
+                      sprintf('**%.2f**', $ratio) ];
+        push @$targets, [ "protobuf decode and print, $p->{format}",
+                          "≥ $TARGET{pb_mbps} MB/s of protobuf per core",
+                          sprintf('%.0f MB/s (median pass)', $p->{median}),
+                          ok($p->{median} >= $TARGET{pb_mbps}) ];
+        push @$targets, [ "protobuf archive size, $p->{format}",
+                          "≤ $TARGET{pb_size}× gzip -6 of the protobuf",
+                          sprintf('%.3f×', $ratio),
+                          ok($ratio <= $TARGET{pb_size}) ];
+    }
+
+    return "## Protobuf bodies (issue 12)\n\n"
+        . "The fleet's protobuf senders (`pb.req`, sizes in MiB): each "
+        . "body decoded from its Content-Encoding first, then, on one "
+        . "core, checked, unpacked and printed as the archive's JSON "
+        . "(`rdxbench protobuf`, the module's code); MB/s of protobuf "
+        . "bytes per CPU second, of the median pass over all the type's "
+        . "bodies (the steadier figure on a shared machine), beside all "
+        . "passes together and the fastest.  The archive: the same "
+        . "records written to spool segments at the module's settings, "
+        . "against gzip -6 of all the type's protobuf bytes in one "
+        . "member.\n\n"
+        . table([ 'body', 'requests', 'protobuf', 'JSON',
+                  'MB/s per core, median pass', 'all passes', 'fastest',
+                  'gzip -6 of protobuf', 'module', 'module ÷ gzip -6' ],
+                @rows);
+}
+
+
 # workers' peak RSS (VmHWM) over the whole proxy phase
 sub report_rss {
     my ($targets) = @_;
@@ -1788,6 +1851,7 @@ my $ok = eval {
     phase_sparse() if want('sparse');
     phase_memory() if want('memory');
     phase_scan() if want('scan');
+    phase_protobuf() if want('protobuf');
     1;
 };
 

@@ -50,6 +50,19 @@ typedef enum {
 
 typedef struct ngx_http_reductrai_pb_block_s  ngx_http_reductrai_pb_block_t;
 
+
+/* keys as printed ('"name":'), by the address of the name and the style */
+#define NGX_HTTP_REDUCTRAI_PB_KEYS_LOG 8
+#define NGX_HTTP_REDUCTRAI_PB_KEYS     (1 << NGX_HTTP_REDUCTRAI_PB_KEYS_LOG)
+#define NGX_HTTP_REDUCTRAI_PB_KEY_LEN  46
+
+typedef struct {
+    const char                     *name;
+    u_char                          style;
+    u_char                          len;
+    u_char                          data[NGX_HTTP_REDUCTRAI_PB_KEY_LEN];
+} ngx_http_reductrai_pb_key_t;
+
 /*
  * Scratch space of one encoder: the arena that unpacked messages live in,
  * reused from body to body.  All zero is a valid empty state.
@@ -60,6 +73,7 @@ typedef struct {
     size_t                          used;      /* bytes handed out */
     size_t                          limit;     /* of this body */
     size_t                          held;      /* bytes of all blocks */
+    ngx_http_reductrai_pb_key_t     keys[NGX_HTTP_REDUCTRAI_PB_KEYS];
 } ngx_http_reductrai_pb_t;
 
 
