@@ -6,7 +6,7 @@
 # to bench/results/latest.md.
 #
 #   bench/bench.pl [--quick] [--only proxy,latency,archive,sparse,encode,
-#                  memory,scan] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
+#                  memory,scan,protobuf] [--seconds 8] [--rounds 3] [--seed 42] [--keep]
 #                  [--level N] [--wlog N] [--ldm 0|1] [--ldm-rate N]
 #                  [--sparse 300] [--pause-ms 3]
 #
@@ -72,6 +72,8 @@ my $MODULE = $ENV{BENCH_MODULE} // "$TOP/objs/ngx_http_reductrai_module.so";
 my $TOOL = "$TOP/objs/bench/rdxbench";
 my $CORPUS = "$TOP/bench/corpus";
 my $MIB = 1024 * 1024;
+# seal jobs per worker: reductrai_seal_concurrency, its default
+my $SEALS = 2;
 my $NCPU = `nproc` + 0 || 2;
 
 # targets of issue 11 (throughput: issue 6's, kept beside its prediction)
@@ -87,6 +89,9 @@ my %TARGET = (
                             # spread (which records share an object)
     puts       => 1,        # storage PUTs per 8 MiB raw
     rss        => 64,       # MiB, a worker's peak under the proxy load
+    pb_mbps    => 200,      # issue 12: protobuf decoded and printed, MB/s
+                            # of protobuf per core
+    pb_size    => 1.0,      # its archive / gzip -6 of the protobuf bytes
 );
 
 # Archive ÷ batched gzip -6 per stream at commit 083732b (levels 3 and 1),
@@ -186,11 +191,12 @@ sub corpus {
     my $stamp = "$CORPUS/.seed";
     my $want = "seed=$opt{seed} gen=" . (stat "$Bin/corpus.pl")[9];
 
-    if (!-f "$CORPUS/mix.req" || ($bench->slurp($stamp) // '') ne $want) {
+    if (!-f "$CORPUS/pb.req" || ($bench->slurp($stamp) // '') ne $want) {
         say "generating the corpus (seed $opt{seed})";
         rmtree($CORPUS);
         system('perl', "$Bin/corpus.pl", '--seed', $opt{seed},
-               '--out', $CORPUS) == 0 or die "corpus.pl failed\n";
+               '--snappy', $TOOL, '--out', $CORPUS) == 0
+            or die "corpus.pl failed\n";
         $bench->write_file($stamp, $want);
     }
 
@@ -861,6 +867,22 @@ sub phase_encode {
 }
 
 
+# ---------------------------------------------------------------- protobuf
+
+# issue 12: protobuf bodies (pb.req) decoded and printed as JSON, one core,
+# and their archive at the module's zstd settings
+sub phase_protobuf {
+    say 'protobuf: decode and print per payload type (one core)';
+
+    for (split /\n/, $bench->run($TOOL, 'protobuf', '-t',
+                                 $opt{quick} ? 0.5 : 2, @{ $Z{args} },
+                                 "$CORPUS/pb.req")) {
+        my %p = /(\w+)=(\S+)/g or next;
+        $R{protobuf}{ $p{kind} } = \%p;
+    }
+}
+
+
 # ---------------------------------------------------------------- memory
 
 # Sustained overload: a slow encoder (zstd -19, on the hot path or in the
@@ -1290,6 +1312,7 @@ sub report {
 
     push @sections, report_sparse(\@targets) if $R{sparse};
     push @sections, report_rss(\@targets) if $R{rss};
+    push @sections, report_protobuf(\@targets) if $R{protobuf};
 
     # memory
     if ($R{memory}) {
@@ -1309,7 +1332,7 @@ sub report {
                 my $last = max(@s[-$q .. -1]);
                 my $peak = max(@s);
                 my $bound = $m->{base}{$pid} * 1024 + $m->{buffer}
-                            + $m->{ctx} + 16 * $MIB;
+                            + $SEALS * $m->{ctx} + 16 * $MIB;
                 my $flat = ($last - $third) * 1024 < 2 * $MIB;
                 my $under = $peak * 1024 <= $bound;
                 push @rows, [ $buffer, $pid, mib($m->{base}{$pid} * 1024),
@@ -1356,8 +1379,9 @@ sub report {
             . "(flat: the last is less than 2 MiB above the third; "
             . "highest, not mean, because each sealed segment frees its "
             . "encoder and the next allocates it again), peak.  "
-            . "Bound = RSS at start + `reductrai_buffer_size` + the zstd "
-            . "-19 context (`ZSTD_estimateCStreamSize`) + 16 MiB of writer "
+            . "Bound = RSS at start + `reductrai_buffer_size` + a zstd "
+            . "-19 context (`ZSTD_estimateCStreamSize`) per seal job "
+            . "(`reductrai_seal_concurrency`, $SEALS) + 16 MiB of writer "
             . "scratch (kept up to 4 MiB per buffer).\n\n"
             . table([ 'buffer', 'worker', 'start', '3rd quarter',
                       'last quarter', 'peak', 'bound', 'verdict' ], @rows);
@@ -1654,6 +1678,48 @@ sub report_sparse {
 }
 
 
+# decode-and-print speed and archive size of each protobuf payload type
+sub report_protobuf {
+    my ($targets) = @_;
+    my @rows;
+
+    for my $kind (qw(pb_series pb_prom_write pb_otlp_metrics pb_otlp_logs
+                     pb_otlp_traces)) {
+        my $p = $R{protobuf}{$kind} or next;
+        my $ratio = $p->{stored} / $p->{gzip6};
+        push @rows, [ $p->{format}, $p->{requests}, mib($p->{pb}),
+                      mib($p->{json}), sprintf('**%.0f**', $p->{median}),
+                      f0($p->{mbps}), f0($p->{best}),
+                      mib($p->{gzip6}), mib($p->{stored}),
+                      sprintf('**%.2f**', $ratio) ];
+        push @$targets, [ "protobuf decode and print, $p->{format}",
+                          "≥ $TARGET{pb_mbps} MB/s of protobuf per core",
+                          sprintf('%.0f MB/s (median pass)', $p->{median}),
+                          ok($p->{median} >= $TARGET{pb_mbps}) ];
+        push @$targets, [ "protobuf archive size, $p->{format}",
+                          "≤ $TARGET{pb_size}× gzip -6 of the protobuf",
+                          sprintf('%.3f×', $ratio),
+                          ok($ratio <= $TARGET{pb_size}) ];
+    }
+
+    return "## Protobuf bodies (issue 12)\n\n"
+        . "The fleet's protobuf senders (`pb.req`, sizes in MiB): each "
+        . "body decoded from its Content-Encoding first, then, on one "
+        . "core, checked, unpacked and printed as the archive's JSON "
+        . "(`rdxbench protobuf`, the module's code); MB/s of protobuf "
+        . "bytes per CPU second, of the median pass over all the type's "
+        . "bodies (the steadier figure on a shared machine), beside all "
+        . "passes together and the fastest.  The archive: the same "
+        . "records written to spool segments at the module's settings, "
+        . "against gzip -6 of all the type's protobuf bytes in one "
+        . "member.\n\n"
+        . table([ 'body', 'requests', 'protobuf', 'JSON',
+                  'MB/s per core, median pass', 'all passes', 'fastest',
+                  'gzip -6 of protobuf', 'module', 'module ÷ gzip -6' ],
+                @rows);
+}
+
+
 # workers' peak RSS (VmHWM) over the whole proxy phase
 sub report_rss {
     my ($targets) = @_;
@@ -1785,6 +1851,7 @@ my $ok = eval {
     phase_sparse() if want('sparse');
     phase_memory() if want('memory');
     phase_scan() if want('scan');
+    phase_protobuf() if want('protobuf');
     1;
 };
 

@@ -16,18 +16,32 @@
 #   /v1/traces         OTLP/HTTP JSON ExportTraceServiceRequest
 #                      (resourceSpans / scopeSpans / spans), identity
 #
+# and, in pb.req, the same fleet's protobuf senders (issue 12):
+#
+#   /api/v2/series     datadog MetricPayload, zstd (Agent 7.62 and later)
+#   /v1/metrics        OTLP ExportMetricsServiceRequest (gauges, sums and
+#                      histograms per pod), gzip
+#   /v1/logs           OTLP ExportLogsServiceRequest (the pods' log lines),
+#                      gzip
+#   /v1/traces         OTLP ExportTraceServiceRequest, gzip
+#   /api/v1/write      Prometheus WriteRequest (node and pod metrics as
+#                      scraped series with sorted labels), snappy
+#
 # A fleet of hosts runs pods of services; every host flushes series and
 # service checks every 15 s (staggered), logs every 5 s, and every pod
 # exports OTLP spans every 5 s.  Values follow a random walk per series,
 # timestamps advance with the simulated clock, log messages come from
 # templates with realistic variable parts.
 #
-# Usage: bench/corpus.pl [--seed 42] [--hosts 40] [--minutes 3] --out DIR
+# Usage: bench/corpus.pl [--seed 42] [--hosts 40] [--minutes 3]
+#                        [--snappy RDXBENCH] --out DIR
 #
-# Writes three request files:
+# (--snappy: the rdxbench that snappy-compresses the remote-write bodies;
+# without it they are identity.)  Writes four request files:
 #   mix.req   the fleet's traffic in time order (archive size, encode speed)
 #   b4k.req   identity JSON bodies of about 4 KiB   (proxy overhead)
 #   b64k.req  identity JSON bodies of about 64 KiB  (proxy overhead)
+#   pb.req    the protobuf bodies, kinds pb_* (rdxbench protobuf)
 #
 # Request file format, one request after the other:
 #   "<kind> <path> <content-encoding|-> <wire bytes> <decoded bytes>\n"
@@ -43,8 +57,9 @@ use Getopt::Long qw(GetOptions);
 use POSIX qw(floor strftime);
 
 my %opt = (seed => 42, hosts => 40, minutes => 3, out => 'bench/corpus');
-GetOptions(\%opt, 'seed=i', 'hosts=i', 'minutes=f', 'out=s')
-    or die "usage: $0 [--seed N] [--hosts N] [--minutes M] --out DIR\n";
+GetOptions(\%opt, 'seed=i', 'hosts=i', 'minutes=f', 'out=s', 'snappy=s')
+    or die "usage: $0 [--seed N] [--hosts N] [--minutes M] [--snappy TOOL] "
+           . "--out DIR\n";
 
 srand($opt{seed});
 
@@ -590,9 +605,11 @@ sub kv {
     return '{"key":"' . $k . '","value":' . $val . '}';
 }
 
-# the spans of one trace through a pod: a server span and its children
+# the spans of one trace through a pod: a server span and its children,
+# each made by $render->(trace, id, parent, name, kind, start, end,
+# [[key, value], ...], error) from hex ids and times in nanoseconds
 sub trace_spans {
-    my ($h, $p, $t) = @_;
+    my ($h, $p, $t, $render) = @_;
     my $trace = hex_id(32);
     my $root = hex_id(16);
     my $start = ($t - rand 5) * 1e9;
@@ -603,27 +620,15 @@ sub trace_spans {
     my $route = $ep =~ /^\S+ (\S+)$/ ? $1 : $ep;
     my @spans;
 
-    my $span = sub {
-        my ($id, $parent, $name, $kind, $s, $e, $attrs, $err) = @_;
-        push @spans, '{"traceId":"' . $trace . '","spanId":"' . $id . '"'
-            . ($parent ? ',"parentSpanId":"' . $parent . '"' : '')
-            . ',"name":' . js($name) . ',"kind":' . $kind
-            . sprintf(',"startTimeUnixNano":"%.0f","endTimeUnixNano":"%.0f"',
-                      $s, $e)
-            . ',"attributes":[' . join(',', @$attrs) . ']'
-            . ',"status":' . ($err ? '{"code":2,"message":' . js($err) . '}'
-                                   : '{}')
-            . '}';
-    };
-
-    $span->($root, '', "$method $route", 2, $start, $start + $dur,
-            [ kv('http.request.method', $method), kv('url.path', $path),
-              kv('http.route', $route), kv('url.scheme', 'http'),
-              kv('server.address', $p->{name}), kv('server.port', 8080),
-              kv('http.response.status_code', $status),
-              kv('network.protocol.version', '1.1'),
-              kv('user_agent.original', pick(@UA)),
-              kv('client.address', ip()) ],
+    push @spans, $render->($trace, $root, '', "$method $route", 2, $start,
+            $start + $dur,
+            [ [ 'http.request.method', $method ], [ 'url.path', $path ],
+              [ 'http.route', $route ], [ 'url.scheme', 'http' ],
+              [ 'server.address', $p->{name} ], [ 'server.port', 8080 ],
+              [ 'http.response.status_code', $status ],
+              [ 'network.protocol.version', '1.1' ],
+              [ 'user_agent.original', pick(@UA) ],
+              [ 'client.address', ip() ] ],
             $status >= 500 ? "HTTP $status" : undef);
 
     my $at = $start + $dur * 0.05;
@@ -636,21 +641,23 @@ sub trace_spans {
         if (chance(0.6)) {
             my $table = pick(qw(orders order_items customers products
                                  inventory sessions invoices));
-            $span->($id, $root, "SELECT $table", 3, $at, $at + $d,
-                    [ kv('db.system', $db), kv('db.name', $p->{service}),
-                      kv('db.statement', "SELECT * FROM $table WHERE id = ? "
-                                         . 'AND tenant_id = ? LIMIT ?'),
-                      kv('db.operation', 'SELECT'),
-                      kv('server.address', "$db.$p->{ns}.svc"),
-                      kv('server.port', 5432) ]);
+            push @spans, $render->($trace, $id, $root, "SELECT $table", 3,
+                    $at, $at + $d,
+                    [ [ 'db.system', $db ], [ 'db.name', $p->{service} ],
+                      [ 'db.statement', "SELECT * FROM $table WHERE id = ? "
+                                        . 'AND tenant_id = ? LIMIT ?' ],
+                      [ 'db.operation', 'SELECT' ],
+                      [ 'server.address', "$db.$p->{ns}.svc" ],
+                      [ 'server.port', 5432 ] ]);
         } else {
             my $peer = pick(@SERVICES)->[0];
-            $span->($id, $root, 'POST', 3, $at, $at + $d,
-                    [ kv('http.request.method', 'POST'),
-                      kv('url.full', "http://$peer.svc:8080/internal/"
-                                     . hex_id(6)),
-                      kv('server.address', "$peer.svc"),
-                      kv('http.response.status_code', 200) ]);
+            push @spans, $render->($trace, $id, $root, 'POST', 3, $at,
+                    $at + $d,
+                    [ [ 'http.request.method', 'POST' ],
+                      [ 'url.full', "http://$peer.svc:8080/internal/"
+                                    . hex_id(6) ],
+                      [ 'server.address', "$peer.svc" ],
+                      [ 'http.response.status_code', 200 ] ]);
         }
 
         $at += $d;
@@ -659,16 +666,31 @@ sub trace_spans {
     return @spans;
 }
 
+# a span in OTLP/JSON
+sub json_span {
+    my ($trace, $id, $parent, $name, $kind, $s, $e, $attrs, $err) = @_;
+    return '{"traceId":"' . $trace . '","spanId":"' . $id . '"'
+        . ($parent ? ',"parentSpanId":"' . $parent . '"' : '')
+        . ',"name":' . js($name) . ',"kind":' . $kind
+        . sprintf(',"startTimeUnixNano":"%.0f","endTimeUnixNano":"%.0f"',
+                  $s, $e)
+        . ',"attributes":[' . join(',', map { kv(@$_) } @$attrs) . ']'
+        . ',"status":' . ($err ? '{"code":2,"message":' . js($err) . '}'
+                               : '{}')
+        . '}';
+}
+
+my %SDK = (java => '1.34.1', go => '1.24.0', python => '1.22.0',
+           node => '1.21.0');
+my %SCOPE = (java => 'io.opentelemetry.spring-webmvc-6.0',
+             go => 'go.opentelemetry.io/contrib/instrumentation/'
+                   . 'net/http/otelhttp',
+             python => 'opentelemetry.instrumentation.flask',
+             node => '@opentelemetry/instrumentation-http');
+
 sub otlp_export {
     my ($h, $p, $t, $ntraces) = @_;
-    my @spans = map { trace_spans($h, $p, $t) } 1 .. $ntraces;
-    my %sdk = (java => '1.34.1', go => '1.24.0', python => '1.22.0',
-               node => '1.21.0');
-    my %scope = (java => 'io.opentelemetry.spring-webmvc-6.0',
-                 go => 'go.opentelemetry.io/contrib/instrumentation/'
-                       . 'net/http/otelhttp',
-                 python => 'opentelemetry.instrumentation.flask',
-                 node => '@opentelemetry/instrumentation-http');
+    my @spans = map { trace_spans($h, $p, $t, \&json_span) } 1 .. $ntraces;
 
     return '{"resourceSpans":[{"resource":{"attributes":['
         . join(',', kv('service.name', $p->{service}),
@@ -683,12 +705,219 @@ sub otlp_export {
                kv('process.pid', $p->{pid}),
                kv('telemetry.sdk.name', 'opentelemetry'),
                kv('telemetry.sdk.language', $p->{lang}),
-               kv('telemetry.sdk.version', $sdk{ $p->{lang} }),
+               kv('telemetry.sdk.version', $SDK{ $p->{lang} }),
                kv('cloud.provider', 'aws'),
                kv('cloud.availability_zone', $h->{az}))
-        . ']},"scopeSpans":[{"scope":{"name":"' . $scope{ $p->{lang} }
+        . ']},"scopeSpans":[{"scope":{"name":"' . $SCOPE{ $p->{lang} }
         . '","version":"2.1.0"},"spans":[' . join(',', @spans)
         . ']}]}]}';
+}
+
+
+# ---------------------------------------------------------------- protobuf
+
+# The wire format (protobuf encoding): fields are concatenated in number
+# order, as protoc's encoders write them; zero scalars are left out
+# (proto3).  Integers are Perl's 64-bit IVs: a negative one is its two's
+# complement, as protobuf's int64 has it.
+
+sub pb_varint {
+    my $v = shift;
+    my $s = '';
+    while ($v > 0x7f || $v < 0) {
+        $s .= chr(($v & 0x7f) | 0x80);
+        $v >>= 7;
+    }
+    return $s . chr $v;
+}
+
+sub pb_key { pb_varint($_[0] << 3 | $_[1]) }
+sub pb_int { $_[1] ? pb_key($_[0], 0) . pb_varint($_[1]) : '' }
+sub pb_len { pb_key($_[0], 2) . pb_varint(length $_[1]) . $_[1] }
+sub pb_str { length $_[1] ? pb_len(@_) : '' }
+sub pb_dbl { $_[1] ? pb_key($_[0], 1) . pack('d<', $_[1]) : '' }
+sub pb_f64 { $_[1] ? pb_key($_[0], 1) . pack('Q<', $_[1]) : '' }
+sub pb_msgs { my $f = shift; join '', map { pb_len($f, $_) } @_ }
+
+# OTLP KeyValue: a string, or an int64 for what looks like one
+sub pb_kv {
+    my ($k, $v) = @_;
+    my $any = $v =~ /^-?\d+$/ && length $v < 16 ? pb_key(3, 0) . pb_varint($v)
+            : pb_len(1, $v);
+    return pb_str(1, $k) . pb_len(2, $any);
+}
+
+sub pb_attrs { my $f = shift; pb_msgs($f, map { pb_kv(@$_) } @_) }
+
+# the resource of a pod's OTLP exports
+sub pb_resource {
+    my ($h, $p) = @_;
+    return pb_attrs(1, [ 'service.name', $p->{service} ],
+                    [ 'service.version', $p->{version} ],
+                    [ 'deployment.environment', $h->{env} ],
+                    [ 'host.name', $h->{name} ],
+                    [ 'k8s.pod.name', $p->{name} ],
+                    [ 'k8s.namespace.name', $p->{ns} ],
+                    [ 'k8s.deployment.name', $p->{service} ],
+                    [ 'k8s.cluster.name', $CLUSTER ],
+                    [ 'container.id', $p->{cid} ],
+                    [ 'process.pid', $p->{pid} ],
+                    [ 'telemetry.sdk.name', 'opentelemetry' ],
+                    [ 'telemetry.sdk.language', $p->{lang} ],
+                    [ 'telemetry.sdk.version', $SDK{ $p->{lang} } ],
+                    [ 'cloud.provider', 'aws' ],
+                    [ 'cloud.availability_zone', $h->{az} ]);
+}
+
+# ResourceX { resource = 1; repeated ScopeX = 2 } of one scope
+sub pb_export {
+    my ($h, $p, $scope, $items) = @_;
+    return pb_len(1, pb_len(1, pb_resource($h, $p))
+                     . pb_len(2, pb_len(1, pb_str(1, $scope)
+                                          . pb_str(2, '2.1.0'))
+                                 . pb_msgs(2, @$items))
+                     . pb_str(3, 'https://opentelemetry.io/schemas/1.24.0'));
+}
+
+# Datadog MetricPayload of a host's flush (the v2 series above, as protobuf)
+sub pb_series {
+    my ($h, $t, $list) = @_;
+    my @series;
+
+    for my $s (@$list) {
+        my ($m, $type, $unit, $v, $tags) = @$s;
+        push @series, pb_len(1, pb_str(1, 'host') . pb_str(2, $h->{name}))
+            . pb_str(2, $m)
+            . join('', map { pb_str(3, $_) } @{ $h->{tags} }, @$tags)
+            . pb_len(4, pb_dbl(1, $v) . pb_int(2, $t))
+            . pb_int(5, $type) . pb_str(6, $unit)
+            . pb_str(7, $m =~ /^system\./ ? 'System' : '')
+            . pb_int(8, $type != 3 ? 15 : 0);
+    }
+
+    return pb_msgs(1, @series);
+}
+
+# a pod's OTLP metrics: its container metrics as gauges and sums, and the
+# HTTP server duration histogram per route and status
+my @BOUNDS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5,
+              5, 7.5, 10);
+
+sub pb_otlp_metrics {
+    my ($h, $p, $t) = @_;
+    my $ns = $t * 1e9;
+    my $start = ($EPOCH - 3600) * 1e9;
+    my @metrics;
+
+    for my $def (@CONTAINER) {
+        my ($m, $type, $unit, $base, $spread, $int) = @$def;
+        my $v = $spread ? walk("$p->{name} otlp $m", $base, $spread) : $base;
+        my $dp = pb_f64(2, $type == 3 ? 0 : $start) . pb_f64(3, $ns)
+            . ($int ? pb_key(6, 1) . pack('q<', int $v) : pb_dbl(4, $v))
+            . pb_attrs(7, [ 'k8s.container.name', 'app' ]);
+        (my $name = $m) =~ s/^(?:container|kubernetes)\./k8s.container./;
+        push @metrics, pb_str(1, $name) . pb_str(3, $unit eq '' ? '1' : $unit)
+            . ($type == 3 ? pb_len(5, pb_len(1, $dp))
+                          : pb_len(7, pb_len(1, $dp) . pb_int(2, 2)
+                                      . pb_int(3, 1)));
+    }
+
+    my @points;
+
+    for my $ep (@{ $p->{svc}[4] }) {
+        my ($method, $route) = $ep =~ /^(\S+) (\S+)$/ ? ($1, $2)
+                                                      : ('POST', $ep);
+        for my $status (200, 500) {
+            my $count = int walk("$p->{name} $ep $status n",
+                                 $status == 200 ? $p->{rate} * 60 : 3, 10);
+            my @buckets = (0) x (@BOUNDS + 1);
+            $buckets[ int(rand() * rand() * @buckets) ]++ for 1 .. $count;
+            push @points, pb_f64(2, $start) . pb_f64(3, $ns)
+                . pb_f64(4, $count)
+                . pb_dbl(5, $count * walk("$p->{name} $ep lat", 0.04, 0.01))
+                . pb_len(6, pack('Q<*', @buckets))
+                . pb_len(7, pack('d<*', @BOUNDS))
+                . pb_attrs(9, [ 'http.request.method', $method ],
+                           [ 'http.route', $route ],
+                           [ 'http.response.status_code', $status ],
+                           [ 'url.scheme', 'http' ],
+                           [ 'network.protocol.version', '1.1' ]);
+        }
+    }
+
+    push @metrics, pb_str(1, 'http.server.request.duration')
+        . pb_str(2, 'Duration of HTTP server requests.') . pb_str(3, 's')
+        . pb_len(9, pb_msgs(1, @points) . pb_int(2, 2));
+
+    return pb_export($h, $p, 'io.opentelemetry.sdk.metrics', \@metrics);
+}
+
+my %SEVERITY = (info => 9, warn => 13, error => 17);
+
+# a pod's OTLP logs: the same lines as the Datadog logs
+sub pb_otlp_logs {
+    my ($h, $p, $t, $n) = @_;
+    my @records;
+
+    for (1 .. $n) {
+        my $ms = $t * 1000 - int rand 5000;
+        my ($msg, $lvl) = log_line($h, $p, $ms);
+        push @records, pb_f64(1, $ms * 1e6)
+            . pb_int(2, $SEVERITY{$lvl}) . pb_str(3, uc $lvl)
+            . pb_len(5, pb_len(1, $msg))
+            . pb_attrs(6, [ 'log.iostream', 'stdout' ],
+                       [ 'log.file.path', "/var/log/pods/$p->{ns}_$p->{name}"
+                                          . '/app/0.log' ])
+            . pb_key(8, 5) . pack('V', 1)
+            . pb_len(9, pack('H*', hex_id(32)))
+            . pb_len(10, pack('H*', hex_id(16)))
+            . pb_f64(11, ($ms + int rand 200) * 1e6);
+    }
+
+    return pb_export($h, $p, 'io.opentelemetry.logs', \@records);
+}
+
+# a span in protobuf
+sub pb_span {
+    my ($trace, $id, $parent, $name, $kind, $s, $e, $attrs, $err) = @_;
+    return pb_len(1, pack 'H*', $trace) . pb_len(2, pack 'H*', $id)
+        . pb_str(4, pack 'H*', $parent) . pb_str(5, $name) . pb_int(6, $kind)
+        . pb_f64(7, $s) . pb_f64(8, $e) . pb_attrs(9, @$attrs)
+        . pb_len(15, $err ? pb_str(2, $err) . pb_int(3, 2) : '')
+        . pb_key(16, 5) . pack('V', 0x101);
+}
+
+# a pod's OTLP spans
+sub pb_otlp_traces {
+    my ($h, $p, $t, $ntraces) = @_;
+    my @spans = map { trace_spans($h, $p, $t, \&pb_span) } 1 .. $ntraces;
+
+    return pb_export($h, $p, $SCOPE{ $p->{lang} }, \@spans);
+}
+
+# Prometheus WriteRequest of a host's scrape: the series above with
+# Prometheus names and sorted labels, one sample each (milliseconds)
+sub pb_prom_write {
+    my ($h, $t, $list) = @_;
+    my @ts;
+
+    for my $s (@$list) {
+        my ($m, $type, $unit, $v, $tags) = @$s;
+        (my $name = $m) =~ tr/./_/;
+        $name .= '_total' if $type != 3;
+        my %l = (__name__ => $name, instance => "$h->{name}:9100",
+                 job => 'node', cluster => $CLUSTER);
+        for (@{ $h->{tags} }, @$tags) {
+            my ($k, $val) = /^([^:]+):(.*)$/ or next;
+            $k =~ tr/a-zA-Z0-9_/_/c;
+            $l{$k} = $val;
+        }
+        push @ts, pb_msgs(1, map { pb_str(1, $_) . pb_str(2, $l{$_}) }
+                             sort keys %l)
+            . pb_len(2, pb_dbl(1, $v) . pb_int(2, $t * 1000 + int rand 900));
+    }
+
+    return pb_msgs(1, @ts);
 }
 
 
@@ -700,9 +929,15 @@ my %TYPE = (
     check_run => [ '/api/v1/check_run', 'application/json' ],
     logs      => [ '/api/v2/logs', 'application/json' ],
     otlp      => [ '/v1/traces', 'application/json' ],
+    pb_series       => [ '/api/v2/series', 'application/x-protobuf' ],
+    pb_otlp_metrics => [ '/v1/metrics', 'application/x-protobuf' ],
+    pb_otlp_logs    => [ '/v1/logs', 'application/x-protobuf' ],
+    pb_otlp_traces  => [ '/v1/traces', 'application/x-protobuf' ],
+    pb_prom_write   => [ '/api/v1/write', 'application/x-protobuf' ],
 );
 
 my @pending_zstd;   # [index into @out, body] compressed in one zstd run
+my @pending_snappy; # the same for snappy, by rdxbench
 
 sub request {
     my ($out, $kind, $body, $enc) = @_;
@@ -712,34 +947,44 @@ sub request {
 
     push @$out, [ $kind, $TYPE{$kind}[0], $enc, $wire, length $body ];
     push @pending_zstd, [ $out->[-1], $body ] if $enc eq 'zstd';
+    push @pending_snappy, [ $out->[-1], $body ] if $enc eq 'snappy';
 }
 
-# the Agent's zstd is level 1; one zstd process for all of them
-sub finish_zstd {
-    return unless @pending_zstd;
+# the pending bodies of one coding, compressed by one run of a command
+# that turns each FILE into FILE.SUFFIX
+sub finish_coding {
+    my ($pending, $suffix, @cmd) = @_;
+    return unless @$pending;
 
     my $dir = tempdir(CLEANUP => 1);
     my @files;
 
-    for my $i (0 .. $#pending_zstd) {
+    for my $i (0 .. $#$pending) {
         my $f = "$dir/$i";
         open my $fh, '>:raw', $f or die "$f: $!";
-        print $fh $pending_zstd[$i][1];
+        print $fh $pending->[$i][1];
         close $fh;
         push @files, $f;
     }
 
-    system('zstd', '-q', '-1', '--rm', @files) == 0
-        or die "zstd failed\n";
+    system(@cmd, @files) == 0 or die "@cmd failed\n";
 
-    for my $i (0 .. $#pending_zstd) {
-        open my $fh, '<:raw', "$dir/$i.zst" or die "$dir/$i.zst: $!";
+    for my $i (0 .. $#$pending) {
+        open my $fh, '<:raw', "$dir/$i.$suffix" or die "$dir/$i.$suffix: $!";
         local $/;
-        $pending_zstd[$i][0][3] = <$fh>;
+        $pending->[$i][0][3] = <$fh>;
         close $fh;
     }
 
-    @pending_zstd = ();
+    @$pending = ();
+}
+
+# the Agent's zstd is level 1; one zstd process for all of them
+sub finish_zstd { finish_coding(\@pending_zstd, 'zst', qw(zstd -q -1 --rm)) }
+
+# remote write's snappy block format, by libsnappy in rdxbench
+sub finish_snappy {
+    finish_coding(\@pending_snappy, 'sz', $opt{snappy}, 'snappy');
 }
 
 sub write_requests {
@@ -805,6 +1050,47 @@ sub fleet_traffic {
                     request(\@out, 'otlp', otlp_export($h, $p, $t, $ntraces),
                             'identity');
                 }
+            }
+        }
+    }
+
+    return \@out;
+}
+
+
+# the protobuf senders of the fleet: per host a MetricPayload and a remote
+# write every 15 s, per pod OTLP metrics every 15 s, logs and traces every
+# 5 s
+sub protobuf_traffic {
+    my @out;
+    my $seconds = int($opt{minutes} * 60);
+    my $snappy = $opt{snappy} ? 'snappy' : 'identity';
+
+    for my $s (0 .. $seconds - 1) {
+        my $t = $EPOCH + $s;
+
+        for my $h (@fleet) {
+            if (($s + $h->{offset}) % 15 == 0) {
+                my $list = host_series($h, $t - $t % 15);
+
+                request(\@out, 'pb_series', pb_series($h, $t, $list),
+                        'zstd');
+                request(\@out, 'pb_prom_write', pb_prom_write($h, $t, $list),
+                        $snappy);
+                request(\@out, 'pb_otlp_metrics', pb_otlp_metrics($h, $_, $t),
+                        'gzip') for @{ $h->{pods} };
+            }
+
+            next if ($s + $h->{offset}) % 5;
+
+            for my $p (@{ $h->{pods} }) {
+                my $n = around($p->{rate} * 5 / 8 / @{ $h->{pods} }) || 1;
+                request(\@out, 'pb_otlp_logs', pb_otlp_logs($h, $p, $t, $n),
+                        'gzip');
+                request(\@out, 'pb_otlp_traces',
+                        pb_otlp_traces($h, $p, $t, around($p->{rate} / 10)
+                                                   || 1),
+                        'gzip');
             }
         }
     }
@@ -889,3 +1175,9 @@ write_requests("$opt{out}/mix.req", $mix);
 # compresses an exact repeat
 write_requests("$opt{out}/b4k.req", sized_bodies(4096, 2560));
 write_requests("$opt{out}/b64k.req", sized_bodies(65536, 320));
+
+# after the JSON corpus, so that it stays what it was
+my $pb = protobuf_traffic();
+finish_zstd();
+finish_snappy();
+write_requests("$opt{out}/pb.req", $pb);

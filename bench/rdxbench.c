@@ -42,10 +42,26 @@
  *       the memory of a segment's zstd stream at LEVEL (with the segment's
  *       window and long-distance matching), in bytes.
  *
+ *   rdxbench protobuf [-l LEVEL] [-w WLOG] [-m 0|1] [-r RATE] [-k KIND]
+ *                     [-t SECONDS] CORPUS
+ *       per protobuf kind (pb_*, the format from path and
+ *       application/x-protobuf as the module detects it): MB/s of
+ *       protobuf bytes (after the Content-Encoding) decoded and printed
+ *       as JSON per CPU second, one core (over all passes, and of the
+ *       median and the fastest pass); then the kind's records written
+ *       to spool segments at LEVEL etc. as the encode path does, their
+ *       sealed size against gzip -6 of all its protobuf bytes in one
+ *       member.
+ *
+ *   rdxbench snappy FILE...
+ *       each FILE compressed to FILE.sz (snappy's block format, as
+ *       Prometheus remote write sends it), FILE removed; for corpus.pl.
+ *
  * Output is one "key=value ..." line per result, for bench/bench.pl.
  */
 
 
+#include "ngx_http_reductrai_body_format.h"
 #include "ngx_http_reductrai_decode.h"
 #include "ngx_http_reductrai_json.h"
 #include "ngx_http_reductrai_record.h"
@@ -61,6 +77,7 @@
 #include <sys/stat.h>
 
 #include <openssl/evp.h>
+#include <snappy-c.h>
 #include <zlib.h>
 /* ZSTD_estimateCStreamSize(), ZSTD_c_useBlockSplitter (zstd >= 1.5.1) */
 #define ZSTD_STATIC_LINKING_ONLY
@@ -70,12 +87,15 @@
 #define SEGMENT_BYTES  (8 * 1024 * 1024)
 #define MAX_DECODED    (64 * 1024 * 1024)
 #define KINDS          8
+#define PB_TYPE        "application/x-protobuf"
+#define PASSES         1024
 
 
 typedef struct {
     char             kind[16];
     char             uri[64];
     char             enc[16];
+    unsigned         format;     /* ngx_http_reductrai_body_format_e */
     u_char          *body;
     size_t           len;
     size_t           decoded;
@@ -90,6 +110,7 @@ typedef struct {
 
 
 static void corpus_load(corpus_t *c, const char *path);
+static void corpus_arg(corpus_t *c, int argc, char **argv);
 static double cpu_now(void);
 static u_char *slurp(const char *path, size_t *len);
 static int cmd_encode(int argc, char **argv);
@@ -97,6 +118,9 @@ static int cmd_oneshot(int argc, char **argv);
 static int cmd_sizes(int argc, char **argv);
 static int cmd_wire(int argc, char **argv);
 static int cmd_zmem(int argc, char **argv);
+static int cmd_protobuf(int argc, char **argv);
+static int cmd_snappy(int argc, char **argv);
+static int cmp_double(const void *a, const void *b);
 static size_t gzip6(const u_char *p, size_t len);
 static int keep(const req_t *r, const char *kind);
 static int null_sink(void *data, const u_char *p, size_t len);
@@ -115,7 +139,10 @@ usage(void)
             "[-t SECONDS] CORPUS\n"
             "       rdxbench sizes [-f BYTES] [-z SPEC] OBJECT...\n"
             "       rdxbench wire CORPUS\n"
-            "       rdxbench zmem LEVEL\n");
+            "       rdxbench zmem LEVEL\n"
+            "       rdxbench protobuf [-l LEVEL] [-w WLOG] [-m LDM] [-r RATE] "
+            "[-k KIND] [-t SECONDS] CORPUS\n"
+            "       rdxbench snappy FILE...\n");
     exit(2);
 }
 
@@ -145,6 +172,14 @@ main(int argc, char **argv)
 
     if (strcmp(argv[1], "zmem") == 0) {
         return cmd_zmem(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "protobuf") == 0) {
+        return cmd_protobuf(argc - 1, argv + 1);
+    }
+
+    if (strcmp(argv[1], "snappy") == 0) {
+        return cmd_snappy(argc - 1, argv + 1);
     }
 
     usage();
@@ -198,10 +233,31 @@ corpus_load(corpus_t *c, const char *path)
             exit(1);
         }
 
+        /* the corpus's protobuf kinds are sent as application/x-protobuf */
+
+        r->format = (strncmp(r->kind, "pb_", 3) == 0)
+                    ? ngx_http_reductrai_body_format_detect(
+                          (u_char *) r->uri, strlen(r->uri),
+                          (u_char *) PB_TYPE, sizeof(PB_TYPE) - 1)
+                    : NGX_HTTP_REDUCTRAI_FORMAT_NONE;
+
         r->body = nl + 1;
         p = r->body + r->len;
         c->n++;
     }
+}
+
+
+/* the corpus named by the one argument after the options */
+
+static void
+corpus_arg(corpus_t *c, int argc, char **argv)
+{
+    if (optind != argc - 1) {
+        usage();
+    }
+
+    corpus_load(c, argv[optind]);
 }
 
 
@@ -226,7 +282,10 @@ coding(const req_t *r)
 
 
 /* ------------------------------------------------------------ encode */
-/* the zstd options encode and oneshot share: -l -w -m -r, and -t */
+/*
+ * the options encode, oneshot and protobuf share: zstd's -l -w -m -r (-1:
+ * the segment's setting), -t, and -k
+ */
 
 typedef struct {
     int     level;
@@ -234,7 +293,20 @@ typedef struct {
     int     ldm;
     int     rate;
     double  secs;
+    char   *kind;
 } zopt_t;
+
+
+static void
+zopt_init(zopt_t *o)
+{
+    o->level = 3;
+    o->wlog = -1;
+    o->ldm = -1;
+    o->rate = -1;
+    o->secs = 2.0;
+    o->kind = NULL;
+}
 
 
 static int
@@ -256,6 +328,9 @@ zopt_set(zopt_t *o, int ch, const char *arg)
     case 't':
         o->secs = atof(arg);
         return 1;
+    case 'k':
+        o->kind = (char *) arg;
+        return 1;
     }
 
     return 0;
@@ -274,6 +349,39 @@ typedef struct {
     size_t                               batch_bytes;
     uint64_t                             stored;    /* bytes sealed */
 } writer_t;
+
+
+/* a writer at the zstd options z, in a directory of its own */
+
+static void
+writer_init(writer_t *w, const zopt_t *z, size_t batch)
+{
+    char  tmpl[] = "/tmp/rdxbench-XXXXXX";
+
+    memset(w, 0, sizeof(writer_t));
+    ngx_http_reductrai_segment_init(&w->seg);
+    w->level = z->level;
+    w->batch_bytes = batch;
+
+    if (z->wlog >= 0) {
+        w->seg.window_log = z->wlog;
+    }
+
+    if (z->ldm >= 0) {
+        w->seg.long_distance = z->ldm;
+    }
+
+    if (z->rate >= 0) {
+        w->seg.ldm_rate = z->rate;
+    }
+
+    if (mkdtemp(tmpl) == NULL) {
+        perror("mkdtemp");
+        exit(1);
+    }
+
+    snprintf(w->dir, sizeof(w->dir), "%s", tmpl);
+}
 
 
 static void
@@ -320,7 +428,13 @@ record_meta(ngx_http_reductrai_record_meta_t *m, const req_t *r, uint64_t n,
     set(host, "intake.example.com");
     set(client, "10.1.2.3");
     set(request_id, "4f1c2a9e8b7d6c5b4a39281706f5e4d3");
-    set(content_type, "application/json");
+    if (r->format != NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
+        set(content_type, PB_TYPE);
+
+    } else {
+        set(content_type, "application/json");
+    }
+
     if (coding(r) != NGX_HTTP_REDUCTRAI_ENC_IDENTITY) {
         set(content_encoding, r->enc);
     }
@@ -363,8 +477,8 @@ writer_record(writer_t *w, const req_t *r, uint64_t n)
     p = ngx_http_reductrai_record_head(head, &m);
 
     if (ngx_http_reductrai_segment_write(&w->seg, head, p - head) != 0
-        || ngx_http_reductrai_record_body(&w->enc, coding(r), 0, r->body,
-                                          r->len, MAX_DECODED,
+        || ngx_http_reductrai_record_body(&w->enc, coding(r), r->format,
+                                          r->body, r->len, MAX_DECODED,
                                           ngx_http_reductrai_segment_write,
                                           &w->seg, &size)
            != 0)
@@ -415,7 +529,6 @@ cmd_encode(int argc, char **argv)
 {
     int                                   ch;
     char                                 *kind, *only;
-    char                                  tmpl[] = "/tmp/rdxbench-XXXXXX";
     double                                t0, t, mbps;
     size_t                                i, pass, decoded, size, sink;
     size_t                                batch;
@@ -429,12 +542,7 @@ cmd_encode(int argc, char **argv)
     ngx_http_reductrai_buf_t              dec, min, zout;
     ngx_http_reductrai_record_encoder_t   enc;
 
-    z.level = 3;
-    z.wlog = -1;
-    z.ldm = -1;
-    z.rate = -1;
-    z.secs = 2.0;
-    kind = NULL;
+    zopt_init(&z);
     batch = 1024 * 1024;
     only = NULL;
 
@@ -446,9 +554,6 @@ cmd_encode(int argc, char **argv)
         case 'b':
             batch = strtoul(optarg, NULL, 10);
             break;
-        case 'k':
-            kind = optarg;
-            break;
         default:
             if (!zopt_set(&z, ch, optarg)) {
                 usage();
@@ -456,11 +561,8 @@ cmd_encode(int argc, char **argv)
         }
     }
 
-    if (optind != argc - 1) {
-        usage();
-    }
-
-    corpus_load(&c, argv[optind]);
+    corpus_arg(&c, argc, argv);
+    kind = z.kind;
 
     decoded = 0;
     for (i = 0; i < c.n; i++) {
@@ -474,29 +576,7 @@ cmd_encode(int argc, char **argv)
         return 1;
     }
 
-    memset(&w, 0, sizeof(w));
-    ngx_http_reductrai_segment_init(&w.seg);
-    w.level = z.level;
-    w.batch_bytes = batch;
-
-    if (z.wlog >= 0) {
-        w.seg.window_log = z.wlog;
-    }
-
-    if (z.ldm >= 0) {
-        w.seg.long_distance = z.ldm;
-    }
-
-    if (z.rate >= 0) {
-        w.seg.ldm_rate = z.rate;
-    }
-
-    if (mkdtemp(tmpl) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
-
-    snprintf(w.dir, sizeof(w.dir), "%s", tmpl);
+    writer_init(&w, &z, batch);
 
     memset(&enc, 0, sizeof(enc));
     memset(&dec, 0, sizeof(dec));
@@ -537,9 +617,10 @@ cmd_encode(int argc, char **argv)
                     break;
 
                 case ST_BODY:
-                    ngx_http_reductrai_record_body(&enc, coding(r), 0, r->body,
-                                                   r->len, MAX_DECODED,
-                                                   null_sink, &sink, &size);
+                    ngx_http_reductrai_record_body(&enc, coding(r), r->format,
+                                                   r->body, r->len,
+                                                   MAX_DECODED, null_sink,
+                                                   &sink, &size);
                     break;
 
                 default:
@@ -671,7 +752,7 @@ cmd_oneshot(int argc, char **argv)
 
     /* bench.pl passes the module's settings: none assumed here */
 
-    z.level = 3;
+    zopt_init(&z);
     z.wlog = 0;
     z.ldm = 0;
     z.rate = 0;
@@ -683,11 +764,7 @@ cmd_oneshot(int argc, char **argv)
         }
     }
 
-    if (optind != argc - 1) {
-        usage();
-    }
-
-    corpus_load(&c, argv[optind]);
+    corpus_arg(&c, argc, argv);
 
     if (c.n == 0) {
         fprintf(stderr, "%s: no requests\n", argv[optind]);
@@ -722,6 +799,7 @@ cmd_oneshot(int argc, char **argv)
         nd.len = p - nd.data;
 
         if (ngx_http_reductrai_record_body(&enc, coding(&c.reqs[i]),
+                                           c.reqs[i].format,
                                            c.reqs[i].body, c.reqs[i].len,
                                            MAX_DECODED, buf_sink, &nd, &size)
             != 0)
@@ -1246,6 +1324,257 @@ cmd_zmem(int argc, char **argv)
     printf("%zu\n", ZSTD_estimateCStreamSize_usingCCtxParams(params));
 
     ZSTD_freeCCtxParams(params);
+
+    return 0;
+}
+
+
+/* ------------------------------------------------------------ protobuf */
+
+/*
+ * The decode-and-print speed of each protobuf kind (issue 12: >= 200 MB/s
+ * of protobuf input per core) and its archive against gzip -6 of the
+ * protobuf bytes (<= 1.0x).
+ */
+
+static int
+cmd_protobuf(int argc, char **argv)
+{
+    int                                   ch, k, nk;
+    char                                  names[KINDS][16], *kind;
+    double                                t0, t, times[PASSES];
+    size_t                                i, j, pass, np, n, pb, json, gz;
+    zopt_t                                z;
+    corpus_t                              c;
+    writer_t                              w;
+    ngx_http_reductrai_buf_t              out, all, *bodies;
+    ngx_http_reductrai_pb_t               scratch;
+    ngx_http_reductrai_pb_rc_e            rc;
+    const ngx_http_reductrai_body_format_t  *bf;
+
+    zopt_init(&z);
+
+    while ((ch = getopt(argc, argv, "l:k:t:w:m:r:")) != -1) {
+        if (!zopt_set(&z, ch, optarg)) {
+            usage();
+        }
+    }
+
+    corpus_arg(&c, argc, argv);
+    kind = z.kind;
+
+    nk = 0;
+
+    for (i = 0; i < c.n; i++) {
+        if (c.reqs[i].format == NGX_HTTP_REDUCTRAI_FORMAT_NONE
+            || !keep(&c.reqs[i], kind))
+        {
+            continue;
+        }
+
+        for (k = 0; k < nk; k++) {
+            if (strcmp(names[k], c.reqs[i].kind) == 0) {
+                break;
+            }
+        }
+
+        if (k == nk && nk < KINDS) {
+            snprintf(names[nk++], sizeof(names[0]), "%s", c.reqs[i].kind);
+        }
+    }
+
+    bodies = calloc(c.n, sizeof(ngx_http_reductrai_buf_t));
+    if (bodies == NULL) {
+        perror("calloc");
+        return 1;
+    }
+
+    memset(&scratch, 0, sizeof(scratch));
+    memset(&out, 0, sizeof(out));
+    memset(&all, 0, sizeof(all));
+
+    for (k = 0; k < nk; k++) {
+
+        /* the protobuf bytes of the kind, decoded from the wire first */
+
+        n = 0;
+        pb = 0;
+        json = 0;
+        all.len = 0;
+        bf = NULL;
+
+        for (i = 0; i < c.n; i++) {
+            req_t  *r = &c.reqs[i];
+
+            if (strcmp(r->kind, names[k]) != 0) {
+                continue;
+            }
+
+            bf = ngx_http_reductrai_body_format(r->format);
+
+            if (coding(r) == NGX_HTTP_REDUCTRAI_ENC_IDENTITY) {
+                bodies[i].data = r->body;
+                bodies[i].len = r->len;
+
+            } else if (ngx_http_reductrai_decode(coding(r), r->body, r->len,
+                                                 MAX_DECODED, &bodies[i])
+                       != NGX_HTTP_REDUCTRAI_DECODE_OK)
+            {
+                fprintf(stderr, "%s: decode failed\n", r->kind);
+                return 1;
+            }
+
+            if (buf_sink(&all, bodies[i].data, bodies[i].len) != 0) {
+                perror("buf_sink");
+                return 1;
+            }
+
+            out.len = 0;
+            rc = ngx_http_reductrai_body_format_json(&scratch, r->format,
+                                                     bodies[i].data,
+                                                     bodies[i].len, &out);
+            if (rc != NGX_HTTP_REDUCTRAI_PB_OK) {
+                fprintf(stderr, "%s: request %zu: %s\n", r->kind, i,
+                        ngx_http_reductrai_pb_error(rc));
+                return 1;
+            }
+
+            n++;
+            pb += bodies[i].len;
+            json += out.len;
+        }
+
+        /*
+         * decode and print, whole passes until secs have gone by; each
+         * pass timed too: on a shared machine the median pass is the
+         * steadier figure
+         */
+
+        t0 = cpu_now();
+
+        for (pass = 0; pass == 0 || cpu_now() - t0 < z.secs; pass++) {
+            if (pass < PASSES) {
+                times[pass] = cpu_now();
+            }
+
+            for (i = 0; i < c.n; i++) {
+                if (strcmp(c.reqs[i].kind, names[k]) != 0) {
+                    continue;
+                }
+
+                out.len = 0;
+                (void) ngx_http_reductrai_body_format_json(&scratch,
+                                                           c.reqs[i].format,
+                                                           bodies[i].data,
+                                                           bodies[i].len,
+                                                           &out);
+            }
+
+            if (pass < PASSES) {
+                times[pass] = cpu_now() - times[pass];
+            }
+        }
+
+        t = cpu_now() - t0;
+        np = (pass < PASSES) ? pass : PASSES;
+        qsort(times, np, sizeof(double), cmp_double);
+
+        /* the kind's archive, written as the module writes it */
+
+        writer_init(&w, &z, 1024 * 1024);
+
+        for (i = 0, j = 0; i < c.n; i++) {
+            if (strcmp(c.reqs[i].kind, names[k]) == 0) {
+                writer_record(&w, &c.reqs[i], ++j);
+            }
+        }
+
+        if (w.open) {
+            writer_seal(&w);
+        }
+
+        ngx_http_reductrai_segment_free(&w.seg);
+        ngx_http_reductrai_record_encoder_free(&w.enc);
+        (void) rmdir(w.dir);
+
+        gz = gzip6(all.data, all.len);
+
+        printf("protobuf kind=%s format=%s requests=%zu pb=%zu json=%zu "
+               "passes=%zu cpu=%.3f mbps=%.1f median=%.1f best=%.1f "
+               "level=%d stored=%llu gzip6=%zu ratio=%.3f\n",
+               names[k], bf->name, n, pb, json, pass, t,
+               (double) pb * pass / t / 1e6,
+               (double) pb / times[np / 2] / 1e6,
+               (double) pb / times[0] / 1e6, z.level,
+               (unsigned long long) w.stored, gz,
+               (double) w.stored / gz);
+        fflush(stdout);
+
+        for (i = 0; i < c.n; i++) {
+            if (bodies[i].data != c.reqs[i].body) {
+                free(bodies[i].data);
+            }
+
+            bodies[i].data = NULL;
+        }
+    }
+
+    free(bodies);
+    free(out.data);
+    free(all.data);
+    ngx_http_reductrai_pb_trim(&scratch, 0);
+
+    return 0;
+}
+
+
+static int
+cmp_double(const void *a, const void *b)
+{
+    double  x = *(const double *) a, y = *(const double *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+/* ------------------------------------------------------------ snappy */
+
+static int
+cmd_snappy(int argc, char **argv)
+{
+    int      i, fd;
+    char     path[PATH_MAX];
+    u_char  *in;
+    char    *out;
+    size_t   len, n;
+
+    for (i = 1; i < argc; i++) {
+        in = slurp(argv[i], &len);
+        n = snappy_max_compressed_length(len);
+
+        out = malloc(n);
+        if (out == NULL) {
+            perror("malloc");
+            return 1;
+        }
+
+        if (snappy_compress((char *) in, len, out, &n) != SNAPPY_OK) {
+            fprintf(stderr, "%s: snappy_compress failed\n", argv[i]);
+            return 1;
+        }
+
+        snprintf(path, sizeof(path), "%s.sz", argv[i]);
+
+        fd = open(path, O_WRONLY|O_CREAT|O_TRUNC, 0644);
+        if (fd == -1 || write(fd, out, n) != (ssize_t) n || close(fd) != 0) {
+            fprintf(stderr, "%s: %s\n", path, strerror(errno));
+            return 1;
+        }
+
+        (void) unlink(argv[i]);
+        free(in);
+        free(out);
+    }
 
     return 0;
 }

@@ -17,6 +17,8 @@
 
 #include "ngx_http_reductrai_cli.h"
 #include "ngx_http_reductrai_decode.h"
+#include "ngx_http_reductrai_body_format.h"
+#include "ngx_http_reductrai_protobuf_encode.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -28,6 +30,7 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <snappy-c.h>
 #include <zlib.h>
 #include <zstd.h>
 
@@ -118,6 +121,7 @@ typedef struct {
     uint64_t                           retries;
     uint64_t                           dropped;     /* interrupted */
     uint64_t                           not_records;
+    uint64_t                           unsendable;  /* said why, one each */
     uint64_t                           ckpt_errors;
 
     /* the vendor's clock: one "now" for the count and the sending */
@@ -134,6 +138,8 @@ typedef struct {
 
     /* per-record scratch */
     ngx_http_reductrai_buf_t           raw;
+    ngx_http_reductrai_buf_t           proto;      /* re-encoded protobuf */
+    char                               why[160];
     ngx_http_reductrai_buf_t           text;
     ngx_http_reductrai_buf_t           scratch;
 } ngx_http_reductrai_replay_t;
@@ -182,6 +188,10 @@ static int ngx_http_reductrai_replay_line(void *data, const u_char *line,
 static int ngx_http_reductrai_replay_prepare(ngx_http_reductrai_replay_t *rp,
     ngx_http_reductrai_replay_slot_t *s, ngx_http_reductrai_record_view_t *v,
     const char **why);
+static int ngx_http_reductrai_replay_protobuf(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_record_view_t *v, const char **why);
+static int ngx_http_reductrai_replay_decoded(
+    ngx_http_reductrai_record_view_t *v);
 static int ngx_http_reductrai_replay_string(ngx_http_reductrai_buf_t *b,
     ngx_http_reductrai_str_t *s, int header);
 static int ngx_http_reductrai_replay_encode(ngx_http_reductrai_buf_t *out,
@@ -337,6 +347,13 @@ ngx_http_reductrai_cli_replay(ngx_http_reductrai_cli_t *cli)
         ngx_http_reductrai_replay_say(&rp, "%llu line(s) were not records "
                                       "and were not sent",
                                       (unsigned long long) rp.not_records);
+        corrupt++;
+    }
+
+    if (rp.unsendable) {
+        ngx_http_reductrai_replay_say(&rp, "%llu record(s) could not be "
+                                      "sent as archived (see why above)",
+                                      (unsigned long long) rp.unsendable);
         corrupt++;
     }
 
@@ -703,7 +720,8 @@ ngx_http_reductrai_replay_unsound(ngx_http_reductrai_read_result_t *res)
 
     if (res->lines != res->trailer.count
         || res->raw_bytes != res->trailer.raw_bytes
-        || memcmp(res->sha256, res->trailer.sha256, 32) != 0)
+        || (res->trailer.has_sha256
+            && memcmp(res->sha256, res->trailer.sha256, 32) != 0))
     {
         return "it does not match its trailer";
     }
@@ -852,6 +870,7 @@ ngx_http_reductrai_replay_free(ngx_http_reductrai_replay_t *rp)
     curl_slist_free_all(rp->extra);
     free(rp->base);
     ngx_http_reductrai_buf_free(&rp->raw);
+    ngx_http_reductrai_buf_free(&rp->proto);
     ngx_http_reductrai_buf_free(&rp->text);
     ngx_http_reductrai_buf_free(&rp->scratch);
 }
@@ -1136,7 +1155,7 @@ ngx_http_reductrai_replay_line(void *data, const u_char *line, size_t len)
         ngx_http_reductrai_replay_say(rp, "%.*s: not sent: %s",
                                       (int) v.id.len, v.id.data, why);
         ngx_http_reductrai_replay_free_slot(s);
-        rp->not_records++;
+        rp->unsendable++;
 
         if (cli->dry_run) {
             ngx_http_reductrai_buf_free(&dry.body);
@@ -1281,7 +1300,15 @@ ngx_http_reductrai_replay_prepare(ngx_http_reductrai_replay_t *rp,
         enc = ngx_http_reductrai_encoding_parse(t->data, t->len);
     }
 
-    if (v->body.data != NULL) {
+    if (v->body.data != NULL && v->body_format.data != NULL) {
+        if (ngx_http_reductrai_replay_protobuf(rp, v, why) != 0) {
+            return -1;
+        }
+
+        body = rp->proto.data;
+        n = (ssize_t) rp->proto.len;
+
+    } else if (v->body.data != NULL) {
         body = v->body.data;
         n = (ssize_t) v->body.len;
 
@@ -1312,7 +1339,7 @@ ngx_http_reductrai_replay_prepare(ngx_http_reductrai_replay_t *rp,
 
     s->body.len = 0;
 
-    if (v->decode_error.data != NULL
+    if (!ngx_http_reductrai_replay_decoded(v)
         || enc == NGX_HTTP_REDUCTRAI_ENC_IDENTITY
         || enc == NGX_HTTP_REDUCTRAI_ENC_UNSUPPORTED)
     {
@@ -1471,6 +1498,87 @@ ngx_http_reductrai_replay_prepare(ngx_http_reductrai_replay_t *rp,
 }
 
 
+/*
+ * A body archived as JSON of a protobuf message (body_format) as the
+ * message's wire bytes again, in rp->proto.  Decoding them gives the
+ * message the client sent, though not always its exact bytes: fields come
+ * in number order, repeated scalars packed, zero values left out.
+ */
+
+static int
+ngx_http_reductrai_replay_protobuf(ngx_http_reductrai_replay_t *rp,
+    ngx_http_reductrai_record_view_t *v, const char **why)
+{
+    const char                              *err;
+    ngx_http_reductrai_pb_rc_e               rc;
+    ngx_http_reductrai_buf_t                *t;
+    const ngx_http_reductrai_body_format_t  *bf;
+
+    t = &rp->text;
+
+    if (ngx_http_reductrai_replay_string(t, &v->body_format, 0) != 0) {
+        *why = "bad body_format";
+        return -1;
+    }
+
+    bf = ngx_http_reductrai_body_format(
+             ngx_http_reductrai_body_format_lookup(t->data, t->len));
+
+    if (bf == NULL) {
+        snprintf(rp->why, sizeof(rp->why), "unknown body_format \"%.64s\"",
+                 (char *) t->data);
+        *why = rp->why;
+        return -1;
+    }
+
+    rp->proto.len = 0;
+    err = "?";
+
+    rc = ngx_http_reductrai_pb_encode(bf->descriptor, bf->style, v->body.data,
+                                      v->body.len,
+                                      NGX_HTTP_REDUCTRAI_LINE_MAX,
+                                      &rp->proto, &err);
+
+    if (rc != NGX_HTTP_REDUCTRAI_PB_OK) {
+        snprintf(rp->why, sizeof(rp->why), "body is not a %s: %s", bf->name,
+                 err);
+        *why = rp->why;
+        return -1;
+    }
+
+    return 0;
+}
+
+
+/*
+ * Whether the archived body is the decoded one, to be encoded again: yes
+ * unless decode_error says the Content-Encoding could not be undone.  A
+ * protobuf body that failed to print was decoded first, and is kept so.
+ * ("out_of_memory" is ambiguous; it is taken as the decoder's, the raw
+ * bytes.)
+ */
+
+static int
+ngx_http_reductrai_replay_decoded(ngx_http_reductrai_record_view_t *v)
+{
+    ngx_http_reductrai_str_t  *e;
+
+    e = &v->decode_error;
+
+    if (e->data == NULL) {
+        return 1;
+    }
+
+#define ngx_http_reductrai_replay_error_is(s)                                \
+    (e->len == sizeof(s) - 1 && memcmp(e->data, s, e->len) == 0)
+
+    return ngx_http_reductrai_replay_error_is("invalid_protobuf")
+           || ngx_http_reductrai_replay_error_is("protobuf_limit");
+
+#undef ngx_http_reductrai_replay_error_is
+}
+
+
 /* a record's string field unescaped into b (NUL-terminated) */
 
 static int
@@ -1516,6 +1624,23 @@ ngx_http_reductrai_replay_encode(ngx_http_reductrai_buf_t *out,
     z_stream  z;
 
     out->len = 0;
+
+    if (enc == NGX_HTTP_REDUCTRAI_ENC_SNAPPY) {
+        /* one block, as Prometheus remote write sends it */
+
+        bound = snappy_max_compressed_length(len);
+
+        if (ngx_http_reductrai_buf_reserve(out, bound) != 0
+            || snappy_compress((const char *) p, len, (char *) out->data,
+                               &bound)
+               != SNAPPY_OK)
+        {
+            return -1;
+        }
+
+        out->len = bound;
+        return 0;
+    }
 
     if (enc == NGX_HTTP_REDUCTRAI_ENC_ZSTD) {
         bound = ZSTD_compressBound(len);

@@ -182,6 +182,13 @@ static ngx_command_t  ngx_http_reductrai_commands[] = {
       offsetof(ngx_http_reductrai_main_conf_t, upload_concurrency),
       &ngx_http_reductrai_concurrency_bounds },
 
+    { ngx_string("reductrai_seal_concurrency"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      offsetof(ngx_http_reductrai_main_conf_t, seal_concurrency),
+      &ngx_http_reductrai_concurrency_bounds },
+
     { ngx_string("reductrai_instance"),
       NGX_HTTP_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_http_reductrai_instance,
@@ -329,6 +336,7 @@ ngx_http_reductrai_create_main_conf(ngx_conf_t *cf)
     rmcf->segment_age = NGX_CONF_UNSET_MSEC;
     rmcf->compression_level = NGX_CONF_UNSET;
     rmcf->upload_concurrency = NGX_CONF_UNSET_UINT;
+    rmcf->seal_concurrency = NGX_CONF_UNSET_UINT;
     rmcf->durability = NGX_CONF_UNSET_UINT;
     rmcf->commit_timeout = NGX_CONF_UNSET_MSEC;
     rmcf->request_id_index = NGX_ERROR;
@@ -358,6 +366,7 @@ ngx_http_reductrai_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_conf_init_msec_value(rmcf->segment_age, 30000);
     ngx_conf_init_value(rmcf->compression_level, 1);
     ngx_conf_init_uint_value(rmcf->upload_concurrency, 4);
+    ngx_conf_init_uint_value(rmcf->seal_concurrency, 2);
     ngx_conf_init_uint_value(rmcf->durability, NGX_HTTP_REDUCTRAI_WRITE);
     ngx_conf_init_msec_value(rmcf->commit_timeout, 10000);
 
@@ -1120,7 +1129,11 @@ ngx_http_reductrai_body_format_set(ngx_conf_t *cf, ngx_command_t *cmd,
 {
     ngx_http_reductrai_loc_conf_t *rlcf = conf;
 
-    ngx_str_t  *value;
+    u_char                                  *p, *names;
+    size_t                                   len;
+    unsigned                                 i;
+    ngx_str_t                               *value;
+    const ngx_http_reductrai_body_format_t  *bf;
 
     if (rlcf->body_format != NGX_CONF_UNSET_UINT) {
         return "is duplicate";
@@ -1141,20 +1154,34 @@ ngx_http_reductrai_body_format_set(ngx_conf_t *cf, ngx_command_t *cmd,
     rlcf->body_format = ngx_http_reductrai_body_format_lookup(value[1].data,
                                                               value[1].len);
 
-    if (rlcf->body_format == NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
-        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
-                           "unknown body format \"%V\" (auto, none, "
-                           "datadog.MetricPayload, datadog.SketchPayload, "
-                           "datadog.trace.AgentPayload, "
-                           "otlp.ExportTraceServiceRequest, "
-                           "otlp.ExportMetricsServiceRequest, "
-                           "otlp.ExportLogsServiceRequest, "
-                           "prometheus.WriteRequest, "
-                           "prometheus.write.v2.Request)", &value[1]);
+    if (rlcf->body_format != NGX_HTTP_REDUCTRAI_FORMAT_NONE) {
+        return NGX_CONF_OK;
+    }
+
+    /* the valid names, from the format table itself */
+
+    len = sizeof("auto, none") - 1;
+
+    for (i = 1; (bf = ngx_http_reductrai_body_format(i)) != NULL; i++) {
+        len += 2 + ngx_strlen(bf->name);
+    }
+
+    names = ngx_pnalloc(cf->temp_pool, len);
+    if (names == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    return NGX_CONF_OK;
+    p = ngx_cpymem(names, "auto, none", sizeof("auto, none") - 1);
+
+    for (i = 1; (bf = ngx_http_reductrai_body_format(i)) != NULL; i++) {
+        p = ngx_sprintf(p, ", %s", bf->name);
+    }
+
+    ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                       "unknown body format \"%V\" (%*s)", &value[1],
+                       (size_t) (p - names), names);
+
+    return NGX_CONF_ERROR;
 }
 
 

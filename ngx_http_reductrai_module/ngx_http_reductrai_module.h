@@ -96,6 +96,7 @@ typedef struct {
     ngx_thread_pool_t               *thread_pool;
     ngx_thread_pool_t               *upload_thread_pool;
     ngx_uint_t                       upload_concurrency;
+    ngx_uint_t                       seal_concurrency;
     ngx_str_t                        instance;
     ngx_uint_t                       durability;
     ngx_msec_t                       commit_timeout;
@@ -159,6 +160,8 @@ typedef struct {
     ngx_atomic_t                     last_err_ms;   /* vendor failed */
     ngx_atomic_t                     failing;       /* consecutive failures */
     ngx_atomic_t                     stream_overflow; /* counted as other */
+    ngx_atomic_t                     seals_running;   /* seal jobs */
+    ngx_atomic_t                     seals_queued;    /* logs waiting */
 
     /* one worker at a time lists the spool: its pid, its last tick */
     ngx_atomic_t                     scanner;
@@ -260,6 +263,7 @@ struct ngx_http_reductrai_seal_s {
 
 struct ngx_http_reductrai_log_s {
     ngx_queue_t                      queue;       /* waiting for a seal */
+    ngx_http_reductrai_stream_t     *stream;
     ngx_http_reductrai_segment_id_t  id;
     char                             name[NGX_HTTP_REDUCTRAI_NAME_MAX];
     int                              fd;

@@ -24,13 +24,6 @@
 #include <sys/uio.h>
 
 
-/*
- * Seal jobs at a time per worker: each holds a zstd context (10 MiB at the
- * default level, near 90 MiB at 19) and a body.  With a worker per core
- * that is a core's worth of sealing per worker, and memory bounded by the
- * level; commits never wait for a seal.
- */
-#define NGX_HTTP_REDUCTRAI_SEALS          1
 #define NGX_HTTP_REDUCTRAI_COPY_CHUNK     65536
 /* allocations from this size up are mapped and unmapped, see below */
 #define NGX_HTTP_REDUCTRAI_MMAP_THRESHOLD (4 * 1024 * 1024)
@@ -55,6 +48,22 @@ typedef struct {
 } ngx_http_reductrai_append_job_t;
 
 
+/*
+ * Seal jobs at a time per worker, reductrai_seal_concurrency (2): each
+ * holds a zstd context (10 MiB at the default level, near 90 MiB at 19),
+ * kept from one object to the next, and a body as received, decoded (up to
+ * reductrai_max_decoded_size) and minified.  More than one, so that a slow
+ * log (a decompression bomb in every record) does not hold up the seals of
+ * other streams; a stream seals one log at a time, so that it can take one
+ * job only.  Commits never wait for a seal.
+ */
+
+typedef struct {
+    ngx_http_reductrai_segment_t     seg;         /* the job's, kept */
+    ngx_uint_t                       busy;
+} ngx_http_reductrai_sealer_t;
+
+
 struct ngx_http_reductrai_stream_s {
     u_char                           name[NGX_HTTP_REDUCTRAI_STREAM_MAX + 1];
     uint64_t                         seq;
@@ -72,6 +81,7 @@ struct ngx_http_reductrai_stream_s {
     ngx_event_t                      timeout;     /* of the job in flight */
     unsigned                         sync_busy:1;
     unsigned                         append_busy:1;
+    unsigned                         sealing:1;   /* a log in a seal job */
 };
 
 
@@ -88,7 +98,8 @@ typedef struct {
     ngx_event_t                      tick;
     ngx_queue_t                      to_seal;     /* of logs */
     ngx_uint_t                       sealing;
-    ngx_http_reductrai_segment_t     seal_seg;    /* the seal job's */
+    ngx_uint_t                       nsealers;
+    ngx_http_reductrai_sealer_t     *sealers;
     ngx_http_reductrai_stream_t      streams[NGX_HTTP_REDUCTRAI_SLOTS];
 } ngx_http_reductrai_spool_t;
 
@@ -150,7 +161,17 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
 
     sp->log = cycle->log;
     ngx_queue_init(&sp->to_seal);
-    ngx_http_reductrai_segment_init(&sp->seal_seg);
+
+    sp->nsealers = ngx_http_reductrai_worker_conf()->seal_concurrency;
+    sp->sealers = ngx_calloc(sp->nsealers * sizeof(ngx_http_reductrai_sealer_t),
+                             cycle->log);
+    if (sp->sealers == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < sp->nsealers; i++) {
+        ngx_http_reductrai_segment_init(&sp->sealers[i].seg);
+    }
 
     /*
      * A seal job's zstd context (about 10 MiB with the segment window) and
@@ -215,20 +236,42 @@ ngx_http_reductrai_spool_init_process(ngx_cycle_t *cycle)
 void
 ngx_http_reductrai_spool_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_uint_t                    i, left;
+    ngx_uint_t                    i, left, queued;
+    ngx_queue_t                  *q;
+    ngx_http_reductrai_shm_t     *sh;
+    ngx_http_reductrai_spool_t   *sp;
     ngx_http_reductrai_stream_t  *s;
 
+    sp = &ngx_http_reductrai_spool;
+    sh = ngx_http_reductrai_shm();
     left = 0;
+    queued = 0;
 
     for (i = 0; i < NGX_HTTP_REDUCTRAI_SLOTS; i++) {
-        s = &ngx_http_reductrai_spool.streams[i];
+        s = &sp->streams[i];
 
         if (s->log != NULL || s->rotated != NULL) {
             left++;
         }
     }
 
-    left += ngx_http_reductrai_spool.sealing;
+    if (sp->to_seal.next != NULL) {
+        for (q = ngx_queue_head(&sp->to_seal);
+             q != ngx_queue_sentinel(&sp->to_seal);
+             q = ngx_queue_next(q))
+        {
+            queued++;
+        }
+    }
+
+    /* the instance's gauges forget this worker's seal jobs */
+
+    if (sh != NULL) {
+        ngx_http_reductrai_gauge_sub(&sh->seals_running, sp->sealing);
+        ngx_http_reductrai_gauge_sub(&sh->seals_queued, queued);
+    }
+
+    left += sp->sealing + queued;
 
     if (left) {
         /* a fast stop: the next start recovers what is in the spool */
@@ -621,6 +664,7 @@ ngx_http_reductrai_log_open(ngx_http_reductrai_stream_t *s, int64_t ts_ms)
 
     log->fd = fd;
     log->size = sizeof(header);
+    log->stream = s;
     s->seq = log->id.seq;
     s->log = log;
 
@@ -1317,30 +1361,48 @@ static void
 ngx_http_reductrai_seal_enqueue(ngx_http_reductrai_log_t *log)
 {
     ngx_queue_insert_tail(&ngx_http_reductrai_spool.to_seal, &log->queue);
+    (void) ngx_atomic_fetch_add(&ngx_http_reductrai_shm()->seals_queued, 1);
+
     ngx_http_reductrai_seal_next();
 }
 
 
-/* a few seal jobs at a time, so that their memory stays bounded */
+/*
+ * A few seal jobs at a time, so that their memory stays bounded, and one
+ * per stream: the oldest log of a stream that is not sealing goes first.
+ */
 
 static void
 ngx_http_reductrai_seal_next(void)
 {
-    ngx_queue_t                 *q;
-    ngx_http_reductrai_log_t    *log;
-    ngx_http_reductrai_spool_t  *sp;
+    ngx_uint_t                    i;
+    ngx_queue_t                  *q, *next;
+    ngx_http_reductrai_shm_t     *sh;
+    ngx_http_reductrai_log_t     *log;
+    ngx_http_reductrai_spool_t   *sp;
+    ngx_http_reductrai_sealer_t  *sealer;
 
     sp = &ngx_http_reductrai_spool;
+    sh = ngx_http_reductrai_shm();
 
-    while (sp->sealing < NGX_HTTP_REDUCTRAI_SEALS
-           && !ngx_queue_empty(&sp->to_seal))
+    for (q = ngx_queue_head(&sp->to_seal);
+         q != ngx_queue_sentinel(&sp->to_seal) && sp->sealing < sp->nsealers;
+         q = next)
     {
-        q = ngx_queue_head(&sp->to_seal);
+        next = ngx_queue_next(q);
         log = ngx_queue_data(q, ngx_http_reductrai_log_t, queue);
+
+        if (log->stream->sealing) {
+            continue;
+        }
+
+        for (i = 0; sp->sealers[i].busy; i++) { /* void */ }
+
+        sealer = &sp->sealers[i];
 
         log->seal.fd = log->fd;
         log->seal.name = log->name;
-        log->seal.seg = &sp->seal_seg;
+        log->seal.seg = &sealer->seg;
         log->seal.handler = ngx_http_reductrai_sealed;
         log->seal.data = log;
 
@@ -1350,7 +1412,12 @@ ngx_http_reductrai_seal_next(void)
         }
 
         ngx_queue_remove(q);
+        sealer->busy = 1;
+        log->stream->sealing = 1;
         sp->sealing++;
+
+        ngx_http_reductrai_gauge_sub(&sh->seals_queued, 1);
+        (void) ngx_atomic_fetch_add(&sh->seals_running, 1);
     }
 }
 
@@ -1359,6 +1426,7 @@ static void
 ngx_http_reductrai_sealed(ngx_http_reductrai_seal_t *job)
 {
     int64_t                      delta;
+    ngx_uint_t                   i;
     ngx_http_reductrai_shm_t    *sh;
     ngx_http_reductrai_log_t    *log;
     ngx_http_reductrai_spool_t  *sp;
@@ -1368,6 +1436,14 @@ ngx_http_reductrai_sealed(ngx_http_reductrai_seal_t *job)
     log = job->data;
 
     sp->sealing--;
+    log->stream->sealing = 0;
+    ngx_http_reductrai_gauge_sub(&sh->seals_running, 1);
+
+    for (i = 0; i < sp->nsealers; i++) {
+        if (&sp->sealers[i].seg == job->seg) {
+            sp->sealers[i].busy = 0;
+        }
+    }
 
     (void) ngx_atomic_fetch_add(&sh->bytes_archived, job->res.decoded);
 

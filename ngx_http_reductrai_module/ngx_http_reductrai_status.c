@@ -542,6 +542,12 @@ ngx_http_reductrai_metrics_handler(ngx_http_request_t *r)
     ngx_http_reductrai_value("reductrai_spool_segments", "gauge",
         "Segments in the spool, open or waiting to ship.", "%uA",
         sh->spool_segments);
+    ngx_http_reductrai_value("reductrai_seal_jobs_running", "gauge",
+        "Seal jobs at work, summed over workers (reductrai_seal_concurrency "
+        "at most per worker).", "%uA", sh->seals_running);
+    ngx_http_reductrai_value("reductrai_seal_jobs_queued", "gauge",
+        "Closed spool logs waiting for a seal job.", "%uA",
+        sh->seals_queued);
     ngx_http_reductrai_value("reductrai_spool_quarantined_total", "counter",
         "Unreadable spool files moved aside.", "%uA", sh->quarantined);
     ngx_http_reductrai_value("reductrai_archive_dropped_total", "counter",

@@ -11,6 +11,8 @@
 
 #include "ngx_http_reductrai_module.h"
 
+#include <openssl/rand.h>
+
 
 typedef struct {
     ngx_table_elt_t                 *content_encoding;
@@ -28,6 +30,10 @@ static ngx_int_t ngx_http_reductrai_forwards(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t *forward);
 static ngx_int_t ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
+static ngx_int_t ngx_http_reductrai_tap_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx);
+static ngx_uint_t ngx_http_reductrai_policy(
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_uint_t forward);
 static void ngx_http_reductrai_body_handler(ngx_http_request_t *r);
 static ngx_http_reductrai_record_t *ngx_http_reductrai_record_create(
     ngx_http_request_t *r, ngx_http_reductrai_ctx_t *ctx);
@@ -39,6 +45,9 @@ static ngx_int_t ngx_http_reductrai_record_meta(ngx_http_request_t *r,
 static ngx_int_t ngx_http_reductrai_record_body_copy(ngx_http_request_t *r,
     ngx_http_reductrai_record_t *rec, u_char *body,
     ngx_http_reductrai_piece_t *pieces);
+static ngx_http_variable_value_t *ngx_http_reductrai_request_id(
+    ngx_http_request_t *r, ngx_int_t index);
+static uint64_t ngx_http_reductrai_mix64(uint64_t x);
 static void ngx_http_reductrai_key_fp(u_char *fp, ngx_str_t *key);
 static void ngx_http_reductrai_find_headers(ngx_http_request_t *r,
     ngx_http_reductrai_headers_t *h);
@@ -157,19 +166,19 @@ ngx_http_reductrai_handler(ngx_http_request_t *r)
 
     ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_reductrai_ctx_t));
     if (ctx == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, NULL);
     }
 
     ctx->request = r;
     ctx->phase_rc = NGX_DONE;
 
     if (ngx_http_reductrai_decide(r, rlcf, ctx) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, ctx);
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return ngx_http_reductrai_tap_failed(r, rlcf, ctx);
     }
 
     cln->handler = ngx_http_reductrai_cleanup;
@@ -250,11 +259,9 @@ ngx_http_reductrai_redirected(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
-    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    /* archived already: a decision that cannot be taken forwards */
 
-    if (forward) {
+    if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK || forward) {
         return NGX_DECLINED;
     }
 
@@ -294,6 +301,11 @@ ngx_http_reductrai_decide(ngx_http_request_t *r,
     ngx_str_t   value;
     ngx_uint_t  forward;
 
+    /* what a failure leaves undecided: forwarded, and the stream "other" */
+
+    ctx->forward = (rlcf->forward != 0);
+    ctx->slot = NGX_HTTP_REDUCTRAI_OTHER;
+
     if (ngx_http_reductrai_forwards(r, rlcf, &forward) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -310,6 +322,66 @@ ngx_http_reductrai_decide(ngx_http_request_t *r,
     ctx->slot = ngx_http_reductrai_stream_slot(&value);
 
     return NGX_OK;
+}
+
+
+/*
+ * The tap failed on its own before reading the body (no memory for its
+ * state or for a variable's value): reductrai_spool_full decides, as when
+ * the spool is full, rather than a 500.  Nothing is archived, so no record
+ * id is set; nginx reads the body for the vendor, or discards it.
+ */
+
+static ngx_int_t
+ngx_http_reductrai_tap_failed(ngx_http_request_t *r,
+    ngx_http_reductrai_loc_conf_t *rlcf, ngx_http_reductrai_ctx_t *ctx)
+{
+    ngx_int_t                  rc;
+    ngx_uint_t                 forward, slot, bypass;
+    ngx_http_reductrai_shm_t  *sh;
+
+    static int64_t  logged;
+
+    sh = ngx_http_reductrai_shm();
+    forward = ctx ? ctx->forward : (rlcf->forward != 0);
+    slot = ctx ? ctx->slot : NGX_HTTP_REDUCTRAI_OTHER;
+
+    if (ngx_http_reductrai_log_once(&logged)) {
+        ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                      "reductrai tap failed, reductrai_spool_full applies");
+    }
+
+    bypass = (ngx_http_reductrai_policy(rlcf, forward)
+              == NGX_HTTP_REDUCTRAI_FULL_BYPASS);
+
+    if (bypass) {
+        (void) ngx_atomic_fetch_add(&sh->dropped, 1);
+        (void) ngx_atomic_fetch_add(&sh->streams[slot].requests, 1);
+
+        if (forward) {
+            return NGX_DECLINED;
+        }
+
+    } else {
+        (void) ngx_atomic_fetch_add(&sh->streams[slot].errors, 1);
+    }
+
+    rc = ngx_http_discard_request_body(r);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (bypass) {
+        rc = ngx_http_reductrai_send(r, rlcf->ack_status, &rlcf->ack_body, 0);
+
+    } else {
+        rc = ngx_http_reductrai_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     &ngx_http_reductrai_refused_body, 1);
+    }
+
+    ngx_http_finalize_request(r, rc);
+
+    return NGX_DONE;
 }
 
 
@@ -498,21 +570,15 @@ static void
 ngx_http_reductrai_refuse(ngx_http_request_t *r,
     ngx_http_reductrai_ctx_t *ctx)
 {
-    ngx_uint_t                      policy;
     ngx_http_reductrai_shm_t       *sh;
     ngx_http_reductrai_loc_conf_t  *rlcf;
 
     sh = ngx_http_reductrai_shm();
     rlcf = ngx_http_get_module_loc_conf(r, ngx_http_reductrai_module);
 
-    policy = rlcf->spool_full;
-
-    if (policy == NGX_HTTP_REDUCTRAI_FULL_AUTO) {
-        policy = ctx->forward ? NGX_HTTP_REDUCTRAI_FULL_BYPASS
-                              : NGX_HTTP_REDUCTRAI_FULL_REJECT;
-    }
-
-    if (policy == NGX_HTTP_REDUCTRAI_FULL_BYPASS) {
+    if (ngx_http_reductrai_policy(rlcf, ctx->forward)
+        == NGX_HTTP_REDUCTRAI_FULL_BYPASS)
+    {
         ctx->bypassed = 1;
         (void) ngx_atomic_fetch_add(&sh->dropped, 1);
         ngx_http_reductrai_proceed(r, ctx);
@@ -529,6 +595,21 @@ ngx_http_reductrai_refuse(ngx_http_request_t *r,
                                              NGX_HTTP_SERVICE_UNAVAILABLE,
                                              &ngx_http_reductrai_refused_body,
                                              1));
+}
+
+
+/* reductrai_spool_full "auto": reject what is answered locally */
+
+static ngx_uint_t
+ngx_http_reductrai_policy(ngx_http_reductrai_loc_conf_t *rlcf,
+    ngx_uint_t forward)
+{
+    if (rlcf->spool_full != NGX_HTTP_REDUCTRAI_FULL_AUTO) {
+        return rlcf->spool_full;
+    }
+
+    return forward ? NGX_HTTP_REDUCTRAI_FULL_BYPASS
+                   : NGX_HTTP_REDUCTRAI_FULL_REJECT;
 }
 
 
@@ -817,7 +898,7 @@ ngx_http_reductrai_record_meta(ngx_http_request_t *r,
         ngx_http_reductrai_set(request_id, h->request_id->value);
 
     } else {
-        vv = ngx_http_get_indexed_variable(r, rmcf->request_id_index);
+        vv = ngx_http_reductrai_request_id(r, rmcf->request_id_index);
 
         if (vv != NULL && !vv->not_found) {
             meta->request_id.data = vv->data;
@@ -980,6 +1061,77 @@ ngx_http_reductrai_api_key(ngx_http_request_t *r,
     key.len = s.len;
 
     return key;
+}
+
+
+/*
+ * $request_id, unless something evaluated it already: nginx's own draws 16
+ * bytes from RAND_bytes() for every request, which perf showed costing
+ * about 3 us of the event loop's time per record.  Ours has the same form
+ * (32 lowercase hex digits) and, being stored as the variable's cached
+ * value, is the one the access log and proxy_set_header see too: two
+ * 64-bit halves, each a bijective mix of a per-worker random seed plus a
+ * per-worker counter, so ids never repeat within a worker and look as
+ * random as nginx's across workers.
+ */
+
+static ngx_http_variable_value_t *
+ngx_http_reductrai_request_id(ngx_http_request_t *r, ngx_int_t index)
+{
+    u_char                     *p;
+    uint64_t                    half[2];
+    ngx_http_variable_value_t  *vv;
+
+    static uint64_t             seed[2], counter;
+    static ngx_uint_t           seeded;
+
+    vv = &r->variables[index];
+
+    if (vv->valid || vv->not_found) {
+        return vv;
+    }
+
+    if (!seeded) {
+        if (RAND_bytes((u_char *) seed, sizeof(seed)) != 1) {
+            return ngx_http_get_indexed_variable(r, index);
+        }
+
+        seeded = 1;
+    }
+
+    p = ngx_pnalloc(r->pool, 32);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    counter++;
+    half[0] = ngx_http_reductrai_mix64(seed[0] + counter);
+    half[1] = ngx_http_reductrai_mix64(seed[1] ^ counter);
+
+    ngx_hex_dump(p, (u_char *) half, sizeof(half));
+
+    vv->data = p;
+    vv->len = 32;
+    vv->valid = 1;
+    vv->no_cacheable = 0;
+    vv->not_found = 0;
+
+    return vv;
+}
+
+
+/* splitmix64's finalizer: a bijection on 64 bits that scatters every bit */
+
+static uint64_t
+ngx_http_reductrai_mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+
+    return x;
 }
 
 

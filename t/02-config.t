@@ -56,6 +56,8 @@ my @bad = (
       qr/"reductrai_compression_level" directive invalid number/ ],
     [ 'concurrency', "reductrai_upload_concurrency 0; # BAD", '',
       qr/"reductrai_upload_concurrency" must be between 1 and 256/ ],
+    [ 'seal concurrency', "reductrai_seal_concurrency 0; # BAD", '',
+      qr/"reductrai_seal_concurrency" must be between 1 and 256/ ],
     [ 'instance', "reductrai_instance a/b; # BAD", '',
       qr/invalid instance name "a\/b"/ ],
     [ 'instance dot', "reductrai_instance .hidden; # BAD", '',
@@ -104,6 +106,17 @@ my @bad = (
       qr/"reductrai_health": no upstream "nope"/ ],
     [ 'metrics args', '', "location /m { reductrai_metrics x; } # BAD",
       qr/invalid number of arguments in "reductrai_metrics"/ ],
+    # the list comes from the format table: every name, in table order
+    [ 'body format', '',
+      "location / { reductrai_body_format otlp.Nope; } # BAD",
+      qr/unknown \s body \s format \s "otlp\.Nope" \s \(auto, \s none,
+         \s datadog\.MetricPayload, \s datadog\.SketchPayload,
+         \s datadog\.trace\.AgentPayload,
+         \s otlp\.ExportTraceServiceRequest,
+         \s otlp\.ExportMetricsServiceRequest,
+         \s otlp\.ExportLogsServiceRequest,
+         \s prometheus\.WriteRequest,
+         \s prometheus\.write\.v2\.Request\) \s in \s/x ],
 );
 
 for my $case (@bad) {
@@ -150,6 +163,7 @@ reductrai_compression_level 6;
 reductrai_thread_pool reductrai_io;
 reductrai_upload_thread_pool reductrai_up;
 reductrai_upload_concurrency 8;
+reductrai_seal_concurrency 3;
 reductrai_instance edge-1.eu_west;
 reductrai_durability fsync;
 reductrai_commit_timeout 3s;

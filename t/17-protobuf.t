@@ -12,12 +12,9 @@ use Digest::SHA qw(sha256_hex);
 use IO::Compress::Deflate qw(deflate);
 use MIME::Base64 qw(decode_base64);
 use JSON::PP;
-use POSIX ();
-use FindBin;
 use lib 't/lib';
 use RdxTest qw(zstd_compress);
-
-my $proto = "$FindBin::Bin/../ngx_http_reductrai_module/proto";
+use RdxClients qw(protoc_encode duckdb duckdb_ready);
 
 my $t = RdxTest->new;
 my $up = $t->start_upstream(name => 'vendor', status => 202);
@@ -44,9 +41,8 @@ series {
 }
 EOT
 
-$t->write_file('series.txt', $text);
-my $pb = `protoc -I$proto --encode=datadog.agentpayload.MetricPayload $proto/datadog_metrics.proto < ${\ $t->path('series.txt')}`;
-is($?, 0, 'protoc --encode made a MetricPayload');
+my $pb = protoc_encode($t, 'datadog.agentpayload.MetricPayload',
+                       'datadog_metrics.proto', $text);
 ok(length $pb > 40, 'protobuf of ' . length($pb) . ' bytes');
 
 deflate(\$pb => \my $zlib) or die;
@@ -103,9 +99,9 @@ for my $c (@cases) {
     ok(!exists $r->{decode_error}, "$path: no decode_error");
 }
 
-# DuckDB reads the archive in place: the points of one metric
+# DuckDB reads the archive in place: the points of one metric (the recipe
+# of docs/QUERY.md, run against every kind of record by t/64-query-guide.t)
 
-my $node_dir = "$FindBin::Bin/node";
 my $arch = $t->path('archive');
 my $files = "read_json_auto('$arch/**/*.ndjson.zst')";
 my $sql = "SELECT uri, p.value AS value, p.timestamp AS ts FROM ("
@@ -116,22 +112,9 @@ my $sql = "SELECT uri, p.value AS value, p.timestamp AS ts FROM ("
         . "'system.load.1') ORDER BY uri, ts";
 
 SKIP: {
-    skip 'make node first', 2
-        unless -d "$node_dir/node_modules/\@duckdb/node-api";
+    skip 'make node first', 2 unless duckdb_ready();
 
-    my $out = $t->path('duck.out');
-    my $err = $t->path('duck.err');
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        chdir $node_dir;
-        open STDOUT, '>', $out;
-        open STDERR, '>', $err;
-        exec 'node', 'duckdb-query.js', $sql or POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    is($? >> 8, 0, 'duckdb query ran') or diag($t->read_file($err));
-
-    my ($rows) = map { decode_json($_) } split /\n/, $t->read_file($out) // '';
+    my ($rows) = duckdb($t, $sql);
     is($canon->encode($rows), $canon->encode([
         { uri => '/api/v2/series?deflate', value => 0.7, ts => '1764100000' },
         { uri => '/api/v2/series?deflate', value => 1.25, ts => '1764100010' },

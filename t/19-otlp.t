@@ -12,6 +12,7 @@ use POSIX ();
 use FindBin;
 use lib 't/lib';
 use RdxTest;
+use RdxClients qw(duckdb);
 
 my $node_dir = "$FindBin::Bin/node";
 plan skip_all => 'make node first'
@@ -86,7 +87,7 @@ for my $compression (qw(none gzip)) {
 my @gz = grep { ($_->{headers}{'content-encoding'} // '') eq 'gzip' } @vendor;
 is(scalar @gz, 4, 'the vendor got the gzip requests gzip-encoded');
 
-# DuckDB in place: the spans of one trace (the recipe of docs/QUERY.md)
+# DuckDB in place: the spans of one trace (as docs/QUERY.md does it)
 
 my $trace = $sent{gzip}{traceId};
 my $sql = "SELECT json_extract_string(s, '\$.name') AS name, "
@@ -97,18 +98,8 @@ my $sql = "SELECT json_extract_string(s, '\$.name') AS name, "
         . "WHERE body_format = 'otlp.ExportTraceServiceRequest') "
         . "WHERE json_extract_string(s, '\$.traceId') = '$trace'";
 
-my $out = $t->path('duck.out');
-my $pid = fork // die "fork: $!";
-if (!$pid) {
-    chdir $node_dir;
-    open STDOUT, '>', $out;
-    open STDERR, '>', "$out.err";
-    exec 'node', 'duckdb-query.js', $sql or POSIX::_exit(127);
-}
-waitpid $pid, 0;
-is($? >> 8, 0, 'duckdb query ran') or diag($t->read_file('duck.out.err'));
-is_deeply(decode_json($t->read_file('duck.out') || '[]'),
-          [ { name => 'GET /cart', span_id => $sent{gzip}{spanId} } ],
+my ($rows) = duckdb($t, $sql);
+is_deeply($rows, [ { name => 'GET /cart', span_id => $sent{gzip}{spanId} } ],
           'DuckDB: the spans of one trace');
 
 $t->check_error_log;

@@ -3,15 +3,28 @@
 # longer write to makes requests follow reductrai_spool_full (reject: 503
 # with Retry-After; bypass: forwarded and counted), and
 # $reductrai_record_id names only records that were archived: it is empty
-# for rejected requests and for bodies nginx refused (413, 400).
+# for rejected requests and for bodies nginx refused (413, 400).  A tap
+# that cannot allocate its state or a variable's value follows
+# reductrai_spool_full too, never a 500: a malloc() of one size made to
+# fail (an LD_PRELOAD shim) fails $arg_s of that length in reductrai_stream.
 
 use strict;
 use warnings;
 use Test::More;
+use File::Temp qw(tempdir);
 use lib 't/lib';
-use RdxTest qw(wait_for);
+use RdxTest qw(wait_for shim);
 
-my $t = RdxTest->new;
+# malloc() of RDX_FAIL_SIZE bytes fails (t/shim/failmalloc.c)
+my $FAIL_SIZE = 5555;
+my $shim = shim('failmalloc', tempdir(CLEANUP => 1));
+
+# under ASan its own malloc comes first: the shim is never asked
+my $shimmed = !$ENV{TEST_NGINX_ASAN};
+
+my $t = RdxTest->new(env => $shimmed
+                     ? { LD_PRELOAD => $shim, RDX_FAIL_SIZE => $FAIL_SIZE }
+                     : {});
 my $up = $t->start_upstream(name => 'vendor', status => 202);
 
 $t->reductrai_config(
@@ -35,6 +48,33 @@ EOT
             reductrai_spool_full bypass;
             proxy_pass http://vendor;
         }
+
+        location /var-reject/ {
+            reductrai on;
+            reductrai_stream $arg_s;
+            reductrai_spool_full reject;
+            proxy_pass http://vendor;
+        }
+
+        location /var-bypass/ {
+            reductrai on;
+            reductrai_stream $arg_s;
+            reductrai_spool_full bypass;
+            proxy_pass http://vendor;
+        }
+
+        location /var-local/ {
+            reductrai on;
+            reductrai_stream $arg_s;
+            reductrai_forward off;
+            reductrai_spool_full bypass;
+        }
+
+        location /var-auto/ {
+            reductrai on;
+            reductrai_stream $arg_s;
+            reductrai_forward off;
+        }
 EOT
 );
 $t->start;
@@ -43,7 +83,7 @@ sub logged_id {
     my ($uri) = @_;
     my $line;
     wait_for(sub {
-        ($line) = grep { index($_, "$uri ") == 0 }
+        ($line) = grep { index($_, "$uri ") == 0 || index($_, "$uri?") == 0 }
                   split /\n/, $t->read_file('ids.log') // '';
         return defined $line;
     }, 10, "the access log line of $uri");
@@ -64,6 +104,61 @@ $r = $t->http(raw => "POST /bad-chunk HTTP/1.1\r\nHost: x\r\n"
                      . "Transfer-Encoding: chunked\r\n\r\nzz\r\n");
 is($r->{status}, 400, 'a broken chunked body: 400');
 is(logged_id('/bad-chunk'), '-', '400: no record id');
+
+# --- the tap's own allocation fails: $arg_s of $FAIL_SIZE bytes
+
+SKIP: {
+    skip 'the malloc shim does not work under ASan', 15 unless $shimmed;
+
+    my $long = 's=' . ('a' x $FAIL_SIZE);
+    my $dropped0 = $t->metric('reductrai_archive_dropped_total');
+    my $errors0 = $t->metric('reductrai_requests_errors_total{stream="other"}');
+
+    $r = $t->http(path => '/var-reject/ok?s=fine', body => '{"v":1}');
+    is($r->{status}, 202, 'a short $arg_s: archived and forwarded');
+
+    $r = $t->http(path => "/var-reject/x?$long", body => '{"v":2}');
+    is($r->{status}, 503, 'no memory for the stream name + reject: 503');
+    is($r->{headers}{'retry-after'}, '5', '... with Retry-After');
+    is(logged_id('/var-reject/x'), '-', '... and no record id');
+
+    $r = $t->http(path => "/var-bypass/x?$long", body => '{"v":3}');
+    is($r->{status}, 202, 'no memory + bypass: forwarded');
+    ok((grep { $_->{uri} =~ m{^/var-bypass/x\?} && $_->{body} eq '{"v":3}' }
+        $up->requests), '... with its body');
+    is(logged_id('/var-bypass/x'), '-', '... and no record id');
+
+    $r = $t->http(path => "/var-local/x?$long", body => '{"v":4}');
+    is($r->{status}, 202, 'no memory + bypass, answered locally: the ack');
+    is($r->{body}, '{}', '... its body');
+
+    $r = $t->http(path => "/var-auto/x?$long", body => '{"v":5}');
+    is($r->{status}, 503, 'no memory + auto, answered locally: 503');
+
+    # keepalive: the discarded body leaves the connection usable
+    my @p = $t->pipeline(requests => [
+        { path => "/var-auto/y?$long", body => '{"v":6}' },
+        { path => '/var-reject/after', body => '{"v":7}' } ]);
+    is($p[0]{status}, 503, 'pipelined: the failed one 503');
+    is($p[1]{status}, 202, '... the next one on the connection archived');
+
+    is($t->metric('reductrai_archive_dropped_total') - $dropped0, 2,
+       'two bypassed requests counted as dropped');
+    is($t->metric('reductrai_requests_errors_total{stream="other"}')
+       - $errors0, 3, 'three rejected requests counted as errors');
+
+    my @ids;
+    wait_for(sub {
+        @ids = grep { defined } map { $_->{body}{v} }
+               $t->archive_records($t->archive_dir);
+        return @ids >= 2;
+    }, 10, 'the archived records');
+    sleep 1.5;
+    @ids = grep { defined } map { $_->{body}{v} }
+           $t->archive_records($t->archive_dir);
+    is(join(',', sort @ids), '1,7', 'only the requests the tap did not fail '
+       . 'are archived') or diag "@ids";
+}
 
 # --- the spool becomes unwritable: the tap fails on its own when it opens
 # the first segment of the stream "failing"
@@ -90,6 +185,7 @@ ok((grep { $_->{uri} eq '/bypass/unwritable-3' } $up->requests),
 is($t->metric('reductrai_archive_dropped_total') - $dropped, 3,
    'three bypassed records counted');
 
-$t->check_error_log(allow => [ qr/\[crit\].*reductrai.*(open|spool)/ ]);
+$t->check_error_log(allow => [ qr/\[crit\].*reductrai.*(open|spool)/,
+                               qr/\[emerg\].*malloc\($FAIL_SIZE\) failed/ ]);
 
 done_testing;

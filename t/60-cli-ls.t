@@ -17,7 +17,7 @@ use JSON::PP ();
 use POSIX qw(strftime);
 use Test::More;
 
-use RdxTest qw(wait_for parse_key);
+use RdxTest qw(wait_for parse_key shim);
 use RdxCli qw(cli module_archive);
 
 my $t = RdxTest->new;
@@ -226,6 +226,23 @@ $r = cli('ls', "file://$arch/nonexistent");
 is($r->{rc}, 3, 'a missing directory: exit 3');
 like($r->{err}, qr{^reductrai: ls: storage file://\S+/nonexistent: no such directory\n\z},
      'one line');
+
+# a directory that fails while it is read (t/shim/failreaddir.c: the 6th
+# readdir() and every one after it fail with EIO) is an error, never a
+# listing that only looks shorter
+SKIP: {
+    skip 'LD_PRELOAD shims and sanitizers or valgrind do not mix', 3
+        if $ENV{TEST_NGINX_ASAN} || $ENV{TEST_REDUCTRAI_VALGRIND};
+
+    my $shim = shim('failreaddir', $t->dir);
+    $r = cli({ env => { LD_PRELOAD => $shim, RDX_READDIR_FAIL => 6 } },
+             'ls', $uri);
+    is($r->{rc}, 3, 'readdir() failing mid-listing: exit 3')
+        or diag $r->{out};
+    like($r->{err}, qr{listing "\S+" failed \(5: Input/output error\)},
+         'saying why');
+    unlike($r->{out}, qr/^total:/m, 'and no total of a partial listing');
+}
 
 my @usage = (
     [ [ 'ls', $uri, '--bogus' ], qr/unknown option "--bogus"/ ],

@@ -18,12 +18,10 @@ use Test::More;
 
 use RdxTest qw(wait_for);
 use RdxCli qw(cli module_archive);
+use RdxClients qw(duckdb duckdb_ready);
 
-my $node_dir = "$FindBin::Bin/node";
-my $json = JSON::PP->new->utf8->canonical;
 
-ok(-d "$node_dir/node_modules/\@duckdb/node-api",
-   '@duckdb/node-api is installed (make node)')
+ok(duckdb_ready(), '@duckdb/node-api is installed (make node)')
     or BAIL_OUT('run "make node" first');
 
 my $t = RdxTest->new;
@@ -68,28 +66,11 @@ ok(@objects >= 3, scalar(@objects) . ' objects');
 is(scalar(grep { substr($t->read_file($_->{path}), -4) eq 'RDX1' } @objects),
    scalar @objects, 'every object ends with the trailer (skippable frame)');
 
-sub duck {
-    my @sql = @_;
-    my $out = $t->path('duck.out');
-    my $err = $t->path('duck.err');
-    my $pid = fork // die "fork: $!";
-    if (!$pid) {
-        chdir $node_dir;
-        open STDOUT, '>', $out;
-        open STDERR, '>', $err;
-        exec 'node', 'duckdb-query.js', @sql or POSIX::_exit(127);
-    }
-    waitpid $pid, 0;
-    my $rc = $? >> 8;
-    is($rc, 0, 'node duckdb-query.js ran') or diag($t->read_file($err));
-    return map { $json->decode($_) } split /\n/, $t->read_file($out) // '';
-}
-
 my $all = "read_json_auto('$arch/**/*.ndjson.zst')";
 my $m = "read_json_auto('$arch/stream=metrics/**/*.ndjson.zst')";
 my $l = "read_json_auto('$arch/stream=logs/**/*.ndjson.zst')";
 
-my @res = duck(
+my @res = duckdb($t,
     # 1: hive partitions from the keys, every object read past its trailer
     "SELECT stream, count(*) AS n FROM $all GROUP BY stream ORDER BY stream",
 

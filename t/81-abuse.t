@@ -5,14 +5,15 @@
 # durability write, HTTP/1.1 and HTTP/2) under slowloris, bodies aborted
 # at random offsets, pipelining, Content-Length + Transfer-Encoding
 # smuggling, concurrent keepalive connections, HTTP/2 rapid reset and
-# stream floods and decompression bombs, while a steady client sends
-# numbered records.  Asserted: no acknowledged record is missing from the
-# archive (read back with reductrai cat), every steady request is answered,
-# every smuggling attempt is rejected with a single answer and its inner
-# request is neither archived nor forwarded, the workers' descriptors come
-# back to the baseline, their RSS high-water stays under the bound the
-# configuration gives, no worker crashed, error.log is clean.  Latency and
-# error rate are reported (prove -v), not asserted: make abuse does.
+# stream floods and decompression bombs, one after another and then all at
+# once, while a steady client sends numbered records.  Asserted: no
+# acknowledged record is missing from the archive (read back with
+# reductrai cat), every steady request is answered, every smuggling
+# attempt is rejected with a single answer and its inner request is
+# neither archived nor forwarded, the workers' descriptors come back to
+# the baseline, their RSS high-water stays under the bound the
+# configuration gives, no worker crashed, error.log is clean.  Latency
+# and error rate are reported (prove -v), not asserted: make abuse does.
 
 use strict;
 use warnings;
@@ -63,6 +64,12 @@ my ($sl) = grep { $_->{name} eq 'slowloris' } $a->results;
 is(join(' ', grep { !/^2/ } keys %{ $sl->{header_status} }), '',
    'slowloris: every request whose headers trickled, then completed, got '
    . 'a 2xx');
+
+my ($all) = grep { $_->{name} eq 'together' } $a->results;
+is($all->{errors}, 0, "together: every attack ran at once ($all->{sent})")
+    or diag $all->{summary};
+ok(scalar(grep { /^all-/ } keys %{ $a->{acked} }) > 100,
+   'together: its acknowledged requests are counted in the archive check');
 
 ok($v->{fd_ok}, 'worker descriptors back to the baseline')
     or diag explain $v->{fd_before}, $v->{fd_after};

@@ -34,6 +34,7 @@ use File::Basename qw(dirname);
 use IO::Compress::Gzip qw($GzipError);
 use IO::Select;
 use IO::Socket::INET;
+use JSON::PP;
 use List::Util qw(max sum);
 use POSIX qw(strftime WNOHANG);
 use Socket qw(SOL_SOCKET SO_LINGER);
@@ -97,6 +98,7 @@ our %TARGET = (
 my %CONF = (
     buffer_size      => 16 * $MIB,    # reductrai_buffer_size
     max_decoded_size => 16 * $MIB,    # reductrai_max_decoded_size
+    seal_concurrency => 2,            # reductrai_seal_concurrency
     segment_size     => 8 * $MIB,     # reductrai_segment_size (default)
     body_buffer      => 16 * 1024,    # client_body_buffer_size
     header_buffer    => 1024,         # client_header_buffer_size
@@ -124,6 +126,8 @@ my @PHASES = (
                     . '100 concurrent streams per connection' ],
     [ bombs      => 'decompression bombs: gzip and zstd bodies inflating '
                     . 'to %bomb_mib% MiB, %bombs% of each per location' ],
+    [ together   => 'every attack above at once, each in its own process '
+                    . '(their ids start with "all-")' ],
 );
 
 
@@ -139,6 +143,7 @@ sub new {
         t0      => time,
         done    => [],
         acked   => {},      # id => status, of every recognisable request
+        tag     => '',      # before every attack's ids ("all-": together)
         steady  => [],
     }, $class;
 }
@@ -197,6 +202,7 @@ EOT
     reductrai_durability write;
     reductrai_buffer_size $CONF{buffer_size};
     reductrai_max_decoded_size $CONF{max_decoded_size};
+    reductrai_seal_concurrency $CONF{seal_concurrency};
 
     client_body_buffer_size $CONF{body_buffer};
     client_header_buffer_size $CONF{header_buffer};
@@ -426,10 +432,11 @@ sub ph_slowloris {
         my (@c, @out);
 
         for my $i (grep { $_ % $procs == $k } 0 .. $p->{slow} - 1) {
-            my $s = $self->_connect or do { push @out, "slow-$i 0"; next };
+            my $s = $self->_connect
+                or do { push @out, "$self->{tag}slow-$i 0"; next };
             $s->blocking(0);
             # slowh: headers trickled, slowb: the body
-            my $id = ($i % 2 ? 'slowb' : 'slowh') . "-$i";
+            my $id = $self->{tag} . ($i % 2 ? 'slowb' : 'slowh') . "-$i";
             # the children split by parity, completion too: by i / 4
             my $loc = int($i / 4) % 2 ? 'api' : 'store';
             my $body = qq({"msg":"slow $id",) . '"pad":"'
@@ -483,7 +490,7 @@ sub ph_slowloris {
     $self->_acked($res);
     my (%h, %b);
     for my $id (keys %$res) {
-        ($id =~ /^slowh/ ? \%h : \%b)->{ $res->{$id} }++;
+        ($id =~ /^\Q$self->{tag}\Eslowh/ ? \%h : \%b)->{ $res->{$id} }++;
     }
 
     # nginx's client_header_timeout (20 s) bounds the whole header, while
@@ -555,7 +562,7 @@ sub ph_pipelined {
         my @out;
 
         for my $c (grep { $_ % $procs == $k } 0 .. $p->{pipe_conns} - 1) {
-            my @ids = map { "pipe-$c-$_" } 1 .. $p->{pipe_depth};
+            my @ids = map { "$self->{tag}pipe-$c-$_" } 1 .. $p->{pipe_depth};
             my @r = $t->pipeline(timeout => 30, requests => [ map {
                 my $loc = /-(\d+)$/ && $1 % 2 ? 'api' : 'store';
                 { path => "/$loc/a/$_", body => qq({"msg":"$_"}),
@@ -611,14 +618,15 @@ sub ph_smuggling {
 
     for my $rep (1 .. $p->{smuggle_reps}) {
         for my $loc (qw(store api)) {
-            my $inner_id = "smuggled-$loc-$rep";
+            my $inner_id = "$self->{tag}smuggled-$loc-$rep";
             my $inner = "POST /store/a/$inner_id HTTP/1.1\r\nHost: abuse"
                       . "\r\nContent-Length: 2\r\n\r\n{}";
 
             for my $v (_smuggle_variants($inner)) {
                 my ($name, $lines, $body, $want) = @$v;
                 my $s = $self->_connect or next;
-                my $wire = "POST /$loc/a/smuggle-$name-$rep HTTP/1.1\r\n"
+                my $wire = "POST /$loc/a/$self->{tag}smuggle-$name-$rep "
+                         . "HTTP/1.1\r\n"
                          . "Host: abuse\r\n" . join('', map { "$_\r\n" }
                                                    @$lines)
                          . "\r\n" . $body;
@@ -667,14 +675,15 @@ sub ph_keepalive {
         my (@c, @out);
 
         for my $i (0 .. $n - 1) {
-            my $s = $self->_connect or do { push @out, "ka-$i 0"; next };
+            my $s = $self->_connect
+                or do { push @out, "$self->{tag}ka-$i 0"; next };
             push @c, [ $s, $i ];
         }
 
         for my $round (1, 2) {
             for my $c (@c) {
                 my ($s, $i) = @$c;
-                my $id = "ka$round-$i";
+                my $id = "$self->{tag}ka$round-$i";
                 my $loc = $i % 10 ? 'store' : 'api';
                 my $body = qq({"msg":"$id"});
                 syswrite($s, "POST /$loc/a/$id HTTP/1.1\r\nHost: abuse\r\n"
@@ -684,7 +693,7 @@ sub ph_keepalive {
             }
             for my $c (@c) {
                 my ($s, $i) = @$c;
-                push @out, "ka$round-$i " . _status(_read_all($s, 30));
+                push @out, "$self->{tag}ka$round-$i " . _status(_read_all($s, 30));
             }
             sleep $p->{ka_hold} if $round == 1;
         }
@@ -706,9 +715,10 @@ sub ph_h2_reset {
     my %r = $out =~ /^(\w+)=(\S+)$/mg;
 
     # afterwards the port still serves HTTP/2
-    my $after = $self->{t}->http2(port => $port, path => '/store/a/h2-after',
+    my $after = $self->{t}->http2(port => $port,
+                                  path => "/store/a/$self->{tag}h2-after",
                                   body => '{"msg":"after the reset"}');
-    $self->_acked({ 'h2-after' => $after->{status} });
+    $self->_acked({ "$self->{tag}h2-after" => $after->{status} });
 
     return { sent => $r{streams} // 0, node => \%r,
              after => $after->{status},
@@ -736,6 +746,66 @@ sub ph_h2_flood {
 }
 
 
+# Every attack at once: what the module meets in production is their sum.
+# Each runs in a child of its own with the ids tagged "all-"; what it was
+# told (acked, the smuggled inner ids) comes back through a file.
+sub ph_together {
+    my ($self, $ph) = @_;
+    my $dir = $self->{t}->dir;
+    my @attacks = grep { !/^(?:baseline|together)$/ } $self->phase_names;
+    my (@pids, %out);
+
+    for my $k (0 .. $#attacks) {
+        my $pid = fork // croak "fork: $!";
+        if (!$pid) {
+            $SIG{$_} = 'DEFAULT' for qw(INT TERM HUP);
+            $SIG{PIPE} = 'IGNORE';
+            # scratch files of _in_children apart from the other attacks'
+            @$self{qw(tag child_run acked smuggled_ids)} =
+                ('all-', 1000 * ($k + 1), {}, {});
+            (my $sub = "ph_$attacks[$k]") =~ s/-/_/g;
+            my $r = eval { $self->$sub({}) } // { error => "$@" };
+            $self->{t}->write_file("together-$k.json", JSON::PP->new->encode({
+                result => { summary => $r->{summary}, error => $r->{error},
+                            status => $r->{status},
+                            # headers trickled past client_header_timeout
+                            # are cut by nginx (status 0): not counted
+                            $r->{header_cut} ? ()
+                                : (header_status => $r->{header_status}) },
+                acked => $self->{acked},
+                smuggled => $self->{smuggled_ids} }));
+            POSIX::_exit(0);
+        }
+        push @pids, $pid;
+    }
+
+    waitpid $_, 0 for @pids;
+
+    my (%st, @summary);
+    for my $k (0 .. $#attacks) {
+        my $got = eval { JSON::PP->new->decode(
+                             RdxTest::_slurp("$dir/together-$k.json")) }
+            // { result => { error => 'no result' } };
+        my $r = $got->{result};
+        @{ $self->{acked} }{ keys %{ $got->{acked} // {} } } =
+            values %{ $got->{acked} // {} };
+        @{ $self->{smuggled_ids} }{ keys %{ $got->{smuggled} // {} } } =
+            values %{ $got->{smuggled} // {} };
+        for my $h ($r->{status}, $r->{header_status}) {
+            $st{$_} += $h->{$_} for keys %{ $h // {} };
+        }
+        push @summary, "$attacks[$k]: "
+                       . ($r->{error} ? "FAILED $r->{error}" : $r->{summary});
+    }
+
+    $self->{together_ran} = 1;
+
+    return { sent => scalar @attacks, status => \%st,
+             errors => scalar grep({ /: FAILED/ } @summary),
+             summary => join('; ', @summary) };
+}
+
+
 sub _bomb {
     my ($self, $kind) = @_;
     my $t = $self->{t};
@@ -760,7 +830,7 @@ sub ph_bombs {
         $sizes{$kind} = length $bytes;
         for my $i (1 .. $self->{p}{bombs}) {
             for my $loc (qw(store api)) {
-                my $id = "bomb-$kind-$loc-$i";
+                my $id = "$self->{tag}bomb-$kind-$loc-$i";
                 my $r = $t->http(path => "/$loc/a/$id", body => $bytes,
                                  timeout => 60, headers => [
                                      'Content-Type' => 'application/json',
@@ -782,20 +852,27 @@ sub ph_bombs {
 # ----------------------------------------------------------------- finish
 
 # The bound of a worker's RSS high-water mark, from the configuration:
-# its RSS at start, the module's buffer (records waiting, seal jobs'
-# working memory), one decoded body at the cap, a zstd window of a
-# segment, and per connection its pools and buffers (the most any phase
+# its RSS at start, the module's buffer (records waiting), per seal job a
+# decoded body at the cap and a zstd window of a segment, and per
+# connection its pools and buffers (the most any phase
 # held at once, as if all went to this worker), plus 16 MiB of slack for
 # the allocator.
 sub rss_bound {
     my ($self, $base_kib) = @_;
     my $p = $self->{p};
-    my $conns = max($p->{keepalive}, $p->{slow}) + 2 * $p->{steady} + 64;
+    # all at once: the slow, keepalive, pipelined and h2load connections
+    my $held = $self->{together_ran}
+               ? $p->{keepalive} + $p->{slow} + $p->{pipe_conns}
+                 + int(($p->{h2_flood} + 999) / 1000)
+               : max($p->{keepalive}, $p->{slow});
+    my $conns = $held + 2 * $p->{steady} + 64;
     my $per_conn = $CONF{connection_pool} + $CONF{header_buffer}
                    + $CONF{request_pool} + $CONF{body_buffer};
 
-    return $base_kib * 1024 + $CONF{buffer_size} + $CONF{max_decoded_size}
-           + $CONF{segment_size} + $conns * $per_conn + 16 * $MIB;
+    return $base_kib * 1024 + $CONF{buffer_size}
+           + $CONF{seal_concurrency}
+             * ($CONF{max_decoded_size} + $CONF{segment_size})
+           + $conns * $per_conn + 16 * $MIB;
 }
 
 
@@ -1037,8 +1114,8 @@ sub report_markdown {
             $f->($b), $f->($a);
     }
     $md .= "\nThe bound: the worker's RSS at start + reductrai_buffer_size "
-        . "+ reductrai_max_decoded_size + reductrai_segment_size (a zstd "
-        . "window) + the most connections any phase held × (connection, "
+        . "+ reductrai_seal_concurrency × (reductrai_max_decoded_size + "
+        . "reductrai_segment_size, a zstd window) + the most connections any phase held × (connection, "
         . "request pools and header, body buffers) + 16 MiB.\n";
 
     $md .= sprintf "\n## Archive\n\n%d records read back with `reductrai "

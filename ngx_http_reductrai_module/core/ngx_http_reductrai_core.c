@@ -217,6 +217,23 @@ ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len)
 
 
 int
+ngx_http_reductrai_hexval(u_char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+
+    c |= 0x20;
+
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+
+    return -1;
+}
+
+
+int
 ngx_http_reductrai_sync_dir(const char *dir)
 {
     int  fd, rc, err;

@@ -47,6 +47,26 @@ static const u_char  ngx_http_reductrai_json_plain[256] = {
 
 #define ngx_http_reductrai_json_digit(c)  ((u_char) ((c) - '0') < 10)
 
+/*
+ * Eight bytes (a word) are all plain: none is 0x80 or above, below 0x20,
+ * '"' or '\\'.  A byte b < 0x80 is below n when b - n borrows into the high
+ * bit, and equal to c when b ^ c is below 1.
+ */
+#define NGX_HTTP_REDUCTRAI_JSON_LO  0x0101010101010101ULL
+#define NGX_HTTP_REDUCTRAI_JSON_HI  0x8080808080808080ULL
+
+#define ngx_http_reductrai_json_below(w, n)                                  \
+    (((w) - NGX_HTTP_REDUCTRAI_JSON_LO * (n)) & ~(w)                          \
+     & NGX_HTTP_REDUCTRAI_JSON_HI)
+
+#define ngx_http_reductrai_json_plain8(w)                                    \
+    (((w) & NGX_HTTP_REDUCTRAI_JSON_HI) == 0                                 \
+     && !ngx_http_reductrai_json_below(w, 0x20)                              \
+     && !ngx_http_reductrai_json_below((w) ^ (NGX_HTTP_REDUCTRAI_JSON_LO      \
+                                              * '"'), 1)                    \
+     && !ngx_http_reductrai_json_below((w) ^ (NGX_HTTP_REDUCTRAI_JSON_LO      \
+                                              * '\\'), 1))
+
 #define ngx_http_reductrai_json_xdigit(c)                                    \
     (ngx_http_reductrai_json_digit(c)                                        \
      || (u_char) (((c) | 0x20) - 'a') < 6)
@@ -518,6 +538,7 @@ ngx_http_reductrai_json_escape(u_char *dst, const u_char *s, size_t len)
 {
     u_char         c, e;
     size_t         n;
+    uint64_t       w;
     const u_char  *end;
 
     end = s + len;
@@ -540,8 +561,24 @@ ngx_http_reductrai_json_escape(u_char *dst, const u_char *s, size_t len)
             e = 0;
 
         } else if (ngx_http_reductrai_json_plain[c]) {
-            *dst++ = c;
-            s++;
+            /* the run of plain bytes that most strings are */
+
+            while (end - s >= 8) {
+                memcpy(&w, s, 8);
+
+                if (!ngx_http_reductrai_json_plain8(w)) {
+                    break;
+                }
+
+                memcpy(dst, s, 8);
+                dst += 8;
+                s += 8;
+            }
+
+            while (s < end && ngx_http_reductrai_json_plain[*s]) {
+                *dst++ = *s++;
+            }
+
             continue;
 
         } else {

@@ -23,6 +23,12 @@
 #define NGX_HTTP_REDUCTRAI_PB_BLOCK_MAX   (8 * 1024 * 1024)
 /* repeated fields are counted for messages of at most this many fields */
 #define NGX_HTTP_REDUCTRAI_PB_COUNTED     64
+/*
+ * per byte of a word: the high bit, and 1 (a byte with the high bit set,
+ * minus 1, keeps it unless its low 7 bits were all zero)
+ */
+#define NGX_HTTP_REDUCTRAI_PB_HIGH        0x8080808080808080ULL
+#define NGX_HTTP_REDUCTRAI_PB_LOW         0x0101010101010101ULL
 /* the most one scalar, key or punctuation can add to the output */
 #define NGX_HTTP_REDUCTRAI_PB_SCALAR_LEN  64
 
@@ -45,6 +51,7 @@ typedef struct {
     ngx_http_reductrai_buf_t      *out;
     size_t                         limit;    /* of out->len */
     unsigned                       style;
+    ngx_http_reductrai_pb_key_t   *keys;
 } ngx_http_reductrai_pb_print_t;
 
 
@@ -53,8 +60,6 @@ static void ngx_http_reductrai_pb_free(void *data, void *p);
 static ngx_http_reductrai_pb_rc_e ngx_http_reductrai_pb_scan(
     const ProtobufCMessageDescriptor *desc, const u_char *p,
     const u_char *end, unsigned depth);
-static int ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
-    uint64_t *v);
 static int ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end);
 static int ngx_http_reductrai_pb_message(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCMessage *msg);
@@ -64,7 +69,6 @@ static int ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, const void *array, size_t n);
 static int ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, ProtobufCMessage **entries, size_t n);
-static int ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f);
 static int ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCFieldDescriptor *f, const void *v);
 static int ngx_http_reductrai_pb_is_default(const ProtobufCFieldDescriptor *f,
@@ -81,6 +85,8 @@ static u_char *ngx_http_reductrai_pb_int(u_char *p, int64_t v, unsigned big);
 static u_char *ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big);
 static u_char *ngx_http_reductrai_pb_double(u_char *p, double v,
     unsigned style);
+static u_char *ngx_http_reductrai_pb_decimal(u_char *p, double v);
+static u_char *ngx_http_reductrai_pb_exact(u_char *p, double v);
 static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
     unsigned wire_type);
 
@@ -91,8 +97,20 @@ static size_t ngx_http_reductrai_pb_tag(u_char *p, uint32_t id,
 #define ngx_http_reductrai_pb_member(msg, off)                               \
     ((const u_char *) (msg) + (off))
 
+/* the one-byte varints that most tags and lengths are, inline */
+#define ngx_http_reductrai_pb_varint1(pp, end, v)                            \
+    ((*(pp) < (end) && **(pp) < 0x80)                                       \
+     ? (*(v) = *(*(pp))++, 0) : ngx_http_reductrai_pb_varint(pp, end, v))
+
 
 static const u_char  ngx_http_reductrai_pb_hex[] = "0123456789abcdef";
+
+/* "00" to "99" */
+static const u_char  ngx_http_reductrai_pb_digits2[] =
+    "000102030405060708091011121314151617181920212223242526272829"
+    "303132333435363738394041424344454647484950515253545556575859"
+    "606162636465666768697071727374757677787980818283848586878889"
+    "90919293949596979899";
 
 
 ngx_http_reductrai_pb_rc_e
@@ -150,6 +168,7 @@ ngx_http_reductrai_pb_json(ngx_http_reductrai_pb_t *pb,
     pr.out = out;
     pr.limit = out->len + pb->limit;
     pr.style = style;
+    pr.keys = pb->keys;
 
     if (ngx_http_reductrai_pb_message(&pr, msg) != 0) {
         out->len = start;
@@ -305,7 +324,8 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
 {
     size_t                           idx;
     uint32_t                         counts[NGX_HTTP_REDUCTRAI_PB_COUNTED];
-    uint64_t                         key, v, n;
+    uint32_t                         id;
+    uint64_t                         key, v, n, seen;
     const u_char                    *sub;
     ngx_http_reductrai_pb_rc_e       rc;
     const ProtobufCFieldDescriptor  *f;
@@ -314,23 +334,47 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
         return NGX_HTTP_REDUCTRAI_PB_LIMIT;
     }
 
-    memset(counts, 0, sizeof(counts));
+    f = NULL;
+
+    /*
+     * a count is zeroed when its field is first seen: a memset of them all
+     * per nested message cost a third of the scan
+     */
+
+    seen = 0;
 
     while (p < end) {
-        if (ngx_http_reductrai_pb_varint(&p, end, &key) != 0
+        if (ngx_http_reductrai_pb_varint1(&p, end, &key) != 0
             || (key >> 3) == 0 || (key >> 3) > 0x1fffffff)
         {
             return NGX_HTTP_REDUCTRAI_PB_INVALID;
         }
 
-        f = protobuf_c_message_descriptor_get_field(desc,
-                                                    (unsigned) (key >> 3));
+        /*
+         * fields come in number order, repeated ones in a row: the last
+         * field and the next are tried before a search
+         */
+
+        id = (uint32_t) (key >> 3);
+
+        if (f != NULL && f->id == id) {
+            /* the same field again */
+
+        } else if (f != NULL && f + 1 < desc->fields + desc->n_fields
+                   && f[1].id == id)
+        {
+            f++;
+
+        } else {
+            f = protobuf_c_message_descriptor_get_field(desc, id);
+        }
+
         n = 1;
 
         switch (key & 7) {
 
         case 0:
-            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0) {
+            if (ngx_http_reductrai_pb_varint1(&p, end, &v) != 0) {
                 return NGX_HTTP_REDUCTRAI_PB_INVALID;
             }
 
@@ -353,7 +397,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
             break;
 
         case 2:
-            if (ngx_http_reductrai_pb_varint(&p, end, &v) != 0
+            if (ngx_http_reductrai_pb_varint1(&p, end, &v) != 0
                 || v > (uint64_t) (end - p))
             {
                 return NGX_HTTP_REDUCTRAI_PB_INVALID;
@@ -417,6 +461,11 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
             idx = f - desc->fields;
 
             if (idx < NGX_HTTP_REDUCTRAI_PB_COUNTED) {
+                if (!(seen & ((uint64_t) 1 << idx))) {
+                    seen |= (uint64_t) 1 << idx;
+                    counts[idx] = 0;
+                }
+
                 if (n > NGX_HTTP_REDUCTRAI_PB_MAX_REPEATED - counts[idx]) {
                     return NGX_HTTP_REDUCTRAI_PB_LIMIT;
                 }
@@ -430,7 +479,7 @@ ngx_http_reductrai_pb_scan(const ProtobufCMessageDescriptor *desc,
 }
 
 
-static int
+int
 ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
     uint64_t *v)
 {
@@ -467,8 +516,25 @@ ngx_http_reductrai_pb_utf8(const u_char *p, const u_char *end)
     u_char    c;
     size_t    n;
     uint32_t  cp, min;
+    uint64_t  w;
 
     while (p < end) {
+
+        /* eight ASCII bytes at a time: no high bit and no zero byte */
+
+        if (end - p >= 8) {
+            memcpy(&w, p, 8);
+
+            if (((w | ~((w | NGX_HTTP_REDUCTRAI_PB_HIGH)
+                        - NGX_HTTP_REDUCTRAI_PB_LOW))
+                 & NGX_HTTP_REDUCTRAI_PB_HIGH)
+                == 0)
+            {
+                p += 8;
+                continue;
+            }
+        }
+
         c = *p++;
 
         if (c >= 0x01 && c < 0x80) {
@@ -654,9 +720,7 @@ ngx_http_reductrai_pb_repeated(ngx_http_reductrai_pb_print_t *pr,
     size_t        i, size;
     const u_char  *p;
 
-    if (f->type == PROTOBUF_C_TYPE_MESSAGE
-        && ngx_http_reductrai_pb_is_map(f))
-    {
+    if (ngx_http_reductrai_pb_is_map(f)) {
         return ngx_http_reductrai_pb_map(pr, f, (ProtobufCMessage **) array,
                                          n);
     }
@@ -798,11 +862,49 @@ ngx_http_reductrai_pb_map(ngx_http_reductrai_pb_print_t *pr,
 }
 
 
-static int
+int
+ngx_http_reductrai_pb_is_hex(const ProtobufCFieldDescriptor *f,
+    unsigned style)
+{
+    return (style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
+           && f->type == PROTOBUF_C_TYPE_BYTES
+           && (strcmp(f->name, "trace_id") == 0
+               || strcmp(f->name, "span_id") == 0
+               || strcmp(f->name, "parent_span_id") == 0);
+}
+
+
+u_char *
+ngx_http_reductrai_pb_camel(u_char *dst, const char *name)
+{
+    unsigned  up;
+
+    for (up = 0; *name; name++) {
+        if (*name == '_') {
+            up = 1;
+            continue;
+        }
+
+        *dst++ = (up && *name >= 'a' && *name <= 'z') ? *name - 'a' + 'A'
+                                                      : *name;
+        up = 0;
+    }
+
+    return dst;
+}
+
+
+int
 ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f)
 {
     size_t                             len;
     const ProtobufCMessageDescriptor  *d;
+
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE
+        || f->label != PROTOBUF_C_LABEL_REPEATED)
+    {
+        return 0;
+    }
 
     d = f->descriptor;
     len = strlen(d->name);
@@ -881,7 +983,14 @@ ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     case PROTOBUF_C_TYPE_STRING:
         s = *(char * const *) v;
         len = (s != NULL) ? strlen(s) : 0;
-        n = ngx_http_reductrai_json_escape_len((const u_char *) s, len);
+
+        /*
+         * room for the longest escape (\u00XX per byte) saves a pass that
+         * counts, unless only the exact size fits under the limit
+         */
+
+        n = (len < (pr->limit - pr->out->len) / 6) ? len * 6
+            : ngx_http_reductrai_json_escape_len((const u_char *) s, len);
 
         if (ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
             return -1;
@@ -896,10 +1005,7 @@ ngx_http_reductrai_pb_value(ngx_http_reductrai_pb_print_t *pr,
     case PROTOBUF_C_TYPE_BYTES:
         bin = v;
 
-        hex = (pr->style & NGX_HTTP_REDUCTRAI_PB_HEX_IDS)
-              && (strcmp(f->name, "trace_id") == 0
-                  || strcmp(f->name, "span_id") == 0
-                  || strcmp(f->name, "parent_span_id") == 0);
+        hex = ngx_http_reductrai_pb_is_hex(f, pr->style);
 
         n = hex ? bin->len * 2 : (bin->len + 2) / 3 * 4;
 
@@ -981,10 +1087,38 @@ static int
 ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
     const char *name, unsigned comma)
 {
-    u_char       *p;
-    size_t        len;
-    unsigned      up;
-    const char   *s;
+    u_char                       *p, *start;
+    size_t                        len;
+    ngx_http_reductrai_pb_key_t  *k;
+
+    /*
+     * names are the descriptors' (static): their address identifies them;
+     * a hit copies the whole entry (a constant size is a few moves, a
+     * variable one a slow "rep movs"), len tells what counts
+     */
+
+    k = &pr->keys[((uint64_t) (uintptr_t) name * 0x9e3779b97f4a7c15ULL)
+                  >> (64 - NGX_HTTP_REDUCTRAI_PB_KEYS_LOG)];
+
+    if (k->name == name
+        && k->style == (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL)
+        && pr->out->len + sizeof(k->data) + 1 <= pr->limit)
+    {
+        if (ngx_http_reductrai_pb_reserve(pr, sizeof(k->data) + 1) != 0) {
+            return -1;
+        }
+
+        p = pr->out->data + pr->out->len;
+
+        if (comma) {
+            *p++ = ',';
+        }
+
+        memcpy(p, k->data, sizeof(k->data));
+        pr->out->len = p + k->len - pr->out->data;
+
+        return 0;
+    }
 
     len = strlen(name);
 
@@ -998,20 +1132,11 @@ ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
         *p++ = ',';
     }
 
+    start = p;
     *p++ = '"';
 
     if (pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL) {
-        up = 0;
-
-        for (s = name; *s; s++) {
-            if (*s == '_') {
-                up = 1;
-                continue;
-            }
-
-            *p++ = (up && *s >= 'a' && *s <= 'z') ? *s - 'a' + 'A' : *s;
-            up = 0;
-        }
+        p = ngx_http_reductrai_pb_camel(p, name);
 
     } else {
         p = (u_char *) memcpy(p, name, len) + len;
@@ -1019,6 +1144,13 @@ ngx_http_reductrai_pb_key(ngx_http_reductrai_pb_print_t *pr,
 
     *p++ = '"';
     *p++ = ':';
+
+    if ((size_t) (p - start) <= NGX_HTTP_REDUCTRAI_PB_KEY_LEN) {
+        k->name = name;
+        k->style = pr->style & NGX_HTTP_REDUCTRAI_PB_CAMEL;
+        k->len = p - start;
+        memcpy(k->data, start, k->len);
+    }
 
     pr->out->len = p - pr->out->data;
 
@@ -1036,8 +1168,10 @@ static int
 ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
     const ProtobufCMessage *msg, unsigned comma)
 {
-    size_t                          i, n, raw, t;
-    u_char                         *wire, *w;
+    int                                  rc;
+    size_t                               i, n, raw, t;
+    u_char                              *wire, *w;
+    unsigned                             style;
     const ProtobufCMessageUnknownField  *u;
 
     raw = 0;
@@ -1068,9 +1202,16 @@ ngx_http_reductrai_pb_unknown(ngx_http_reductrai_pb_print_t *pr,
     raw = w - wire;
     n = (raw + 2) / 3 * 4;
 
-    if (ngx_http_reductrai_pb_key(pr, "_unknown", comma) != 0
-        || ngx_http_reductrai_pb_reserve(pr, n + 2) != 0)
-    {
+    /* the key is ours, not the schema's: never camel-cased */
+
+    style = pr->style;
+    pr->style &= ~NGX_HTTP_REDUCTRAI_PB_CAMEL;
+
+    rc = ngx_http_reductrai_pb_key(pr, NGX_HTTP_REDUCTRAI_PB_UNKNOWN, comma);
+
+    pr->style = style;
+
+    if (rc != 0 || ngx_http_reductrai_pb_reserve(pr, n + 2) != 0) {
         free(wire);
         return -1;
     }
@@ -1185,10 +1326,21 @@ ngx_http_reductrai_pb_uint(u_char *p, uint64_t v, unsigned big)
 
     t = tmp + sizeof(tmp);
 
-    do {
-        *--t = (u_char) ('0' + v % 10);
-        v /= 10;
-    } while (v);
+    /* two digits per division */
+
+    while (v >= 100) {
+        t -= 2;
+        memcpy(t, &ngx_http_reductrai_pb_digits2[(v % 100) * 2], 2);
+        v /= 100;
+    }
+
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, &ngx_http_reductrai_pb_digits2[v * 2], 2);
+
+    } else {
+        *--t = (u_char) ('0' + v);
+    }
 
     if (quote) {
         *p++ = '"';
@@ -1218,6 +1370,7 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
 {
     int       n, prec;
     char      buf[40];
+    u_char   *q;
     uint64_t  bits;
 
     if (isnan(v)) {
@@ -1245,10 +1398,25 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
                        : ngx_http_reductrai_pb_cpystr(p, "\"-Infinity\"");
     }
 
+    if (v == 0 && signbit(v)) {
+        /* "-0" would read back as the integer 0 */
+        return ngx_http_reductrai_pb_cpystr(p, "-0.0");
+    }
+
     if (v >= -9007199254740992.0 && v <= 9007199254740992.0
-        && v == (double) (int64_t) v && !(v == 0 && signbit(v)))
+        && v == (double) (int64_t) v)
     {
         return ngx_http_reductrai_pb_int(p, (int64_t) v, 0);
+    }
+
+    q = ngx_http_reductrai_pb_decimal(p, v);
+    if (q != NULL) {
+        return q;
+    }
+
+    q = ngx_http_reductrai_pb_exact(p, v);
+    if (q != NULL) {
+        return q;
     }
 
     for (prec = 15; prec <= 17; prec++) {
@@ -1262,4 +1430,258 @@ ngx_http_reductrai_pb_double(u_char *p, double v, unsigned style)
     memcpy(p, buf, n);
 
     return p + n;
+}
+
+
+/*
+ * What "%.15g" prints for v when that reads back as v, without printf:
+ * the fewest decimals k (1 to 19) for which the integer d = v * 10^k has
+ * at most 15 digits and d / 10^k, both exact doubles, divides back to v
+ * (the division rounds as strtod() does).  A decimal of at most 15
+ * significant digits is then the 15-digit rounding of v, as printf()
+ * would make it; 1e-4 <= |v| < 1e14 keeps %g in fixed notation.  NULL
+ * otherwise (and for integers, which have their own path).
+ */
+
+static u_char *
+ngx_http_reductrai_pb_decimal(u_char *p, double v)
+{
+    int            k, n, i;
+    u_char         digits[24];
+    double         a, s;
+    uint64_t       d;
+    static const double  pow10[] = {
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+        1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19
+    };
+
+    a = fabs(v);
+
+    if (!(a >= 1e-4 && a < 1e14)) {
+        return NULL;
+    }
+
+    for (k = 1; k < 20; k++) {
+        s = a * pow10[k];
+
+        if (s >= 1e15) {
+            return NULL;
+        }
+
+        d = (uint64_t) (s + 0.5);
+
+        if ((double) d / pow10[k] == a) {
+            break;
+        }
+    }
+
+    if (k == 20) {
+        return NULL;
+    }
+
+    n = 0;
+
+    do {
+        digits[n++] = (u_char) ('0' + d % 10);
+        d /= 10;
+    } while (d);
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    if (n <= k) {
+        *p++ = '0';
+        *p++ = '.';
+
+        for (i = k - n; i > 0; i--) {
+            *p++ = '0';
+        }
+
+    } else {
+        while (n > k) {
+            *p++ = digits[--n];
+        }
+
+        *p++ = '.';
+    }
+
+    while (n > 0) {
+        *p++ = digits[--n];
+    }
+
+    return p;
+}
+
+
+typedef unsigned __int128  ngx_http_reductrai_pb_u128_t;
+
+
+/*
+ * The same loop as printf's "%.15g", "%.16g", then "%.17g", stopping at the
+ * first that reads back as v, in exact integer arithmetic for
+ * 1e-4 <= |v| < 1e14, where v = m / 2^s with s in [6, 67]: the P digits
+ * are q = m * 10^k / 2^s rounded half to even (as glibc rounds), with
+ * k = P - 1 - X and X the decimal exponent (10^k <= 10^20 keeps the
+ * product within 128 bits).  q / 10^k reads back as v when it lies inside
+ * v's rounding interval: half an ulp either side (a quarter below a power
+ * of two), its ends included when m is even (strtod() rounds ties to
+ * even).  Printed in %g's fixed notation, trailing zeros removed.  NULL
+ * outside that range.
+ */
+
+static u_char *
+ngx_http_reductrai_pb_exact(u_char *p, double v)
+{
+    int                            x, k, s, prec, n, i, z;
+    u_char                         digits[24];
+    double                         a;
+    uint64_t                       bits, m, q;
+    ngx_http_reductrai_pb_u128_t   num, r, half, d, bound;
+
+    static const uint64_t  pow10[] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL,
+        10000000ULL, 100000000ULL, 1000000000ULL, 10000000000ULL,
+        100000000000ULL, 1000000000000ULL, 10000000000000ULL,
+        100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+        100000000000000000ULL, 1000000000000000000ULL,
+        10000000000000000000ULL
+    };
+
+    a = fabs(v);
+
+    if (!(a >= 1e-4 && a < 1e14)) {
+        return NULL;
+    }
+
+    memcpy(&bits, &a, sizeof(double));
+
+    m = (bits & (((uint64_t) 1 << 52) - 1)) | ((uint64_t) 1 << 52);
+    s = 1075 - (int) (bits >> 52);
+
+    /* the decimal exponent, from a guess that the digit count corrects */
+
+    for (x = 0; x < 13 && a >= (double) pow10[x + 1]; x++) { /* void */ }
+
+    if (a < 1) {
+        for (x = -1; x > -4 && a * (double) pow10[-x] < 1; x--) {
+            /* void */
+        }
+    }
+
+    for (prec = 15; prec <= 17; prec++) {
+
+        for ( ;; ) {
+            k = prec - 1 - x;
+
+            if (k < 0 || k > 20) {
+                return NULL;
+            }
+
+            num = (ngx_http_reductrai_pb_u128_t) m
+                  * ((k == 20) ? (ngx_http_reductrai_pb_u128_t) pow10[19] * 10
+                               : pow10[k]);
+            q = (uint64_t) (num >> s);
+
+            if (q < pow10[prec - 1]) {
+                x--;
+                continue;
+            }
+
+            if (q >= pow10[prec]) {
+                x++;
+                continue;
+            }
+
+            break;
+        }
+
+        r = num - ((ngx_http_reductrai_pb_u128_t) q << s);
+        half = (ngx_http_reductrai_pb_u128_t) 1 << (s - 1);
+
+        if (r > half || (r == half && (q & 1))) {
+            q++;
+        }
+
+        /* q / 10^k against v, times 2^(s + 2) * 10^k */
+
+        if (prec < 17) {
+            d = (ngx_http_reductrai_pb_u128_t) q << (s + 2);
+            num <<= 2;
+            bound = ((k == 20) ? (ngx_http_reductrai_pb_u128_t) pow10[19] * 10
+                               : pow10[k]) * 2;
+
+            if (d >= num) {
+                d -= num;
+
+            } else {
+                d = num - d;
+
+                if (m == ((uint64_t) 1 << 52)) {
+                    bound /= 2;
+                }
+            }
+
+            if (!(d < bound || (d == bound && (m & 1) == 0))) {
+                continue;
+            }
+        }
+
+        break;
+    }
+
+    if (q == pow10[prec]) {
+        /* rounded up to the next power of ten */
+        q /= 10;
+        x++;
+    }
+
+    n = 0;
+
+    for (i = 0; i < prec; i++) {
+        digits[n++] = (u_char) ('0' + q % 10);
+        q /= 10;
+    }
+
+    /* digits[] holds the prec digits, least significant first */
+
+    /* z: the trailing zeros that %g leaves out */
+
+    z = 0;
+
+    while (z < n && digits[z] == '0') {
+        z++;
+    }
+
+    if (v < 0) {
+        *p++ = '-';
+    }
+
+    if (x >= 0) {
+        for (i = n - 1; i >= n - 1 - x; i--) {
+            *p++ = digits[i];
+        }
+
+        if (n - 1 - x > z) {
+            *p++ = '.';
+
+            for ( /* void */ ; i >= z; i--) {
+                *p++ = digits[i];
+            }
+        }
+
+    } else {
+        *p++ = '0';
+        *p++ = '.';
+
+        for (i = -1; i > x; i--) {
+            *p++ = '0';
+        }
+
+        for (i = n - 1; i >= z; i--) {
+            *p++ = digits[i];
+        }
+    }
+
+    return p;
 }

@@ -50,6 +50,19 @@ typedef enum {
 
 typedef struct ngx_http_reductrai_pb_block_s  ngx_http_reductrai_pb_block_t;
 
+
+/* keys as printed ('"name":'), by the address of the name and the style */
+#define NGX_HTTP_REDUCTRAI_PB_KEYS_LOG 8
+#define NGX_HTTP_REDUCTRAI_PB_KEYS     (1 << NGX_HTTP_REDUCTRAI_PB_KEYS_LOG)
+#define NGX_HTTP_REDUCTRAI_PB_KEY_LEN  46
+
+typedef struct {
+    const char                     *name;
+    u_char                          style;
+    u_char                          len;
+    u_char                          data[NGX_HTTP_REDUCTRAI_PB_KEY_LEN];
+} ngx_http_reductrai_pb_key_t;
+
 /*
  * Scratch space of one encoder: the arena that unpacked messages live in,
  * reused from body to body.  All zero is a valid empty state.
@@ -60,6 +73,7 @@ typedef struct {
     size_t                          used;      /* bytes handed out */
     size_t                          limit;     /* of this body */
     size_t                          held;      /* bytes of all blocks */
+    ngx_http_reductrai_pb_key_t     keys[NGX_HTTP_REDUCTRAI_PB_KEYS];
 } ngx_http_reductrai_pb_t;
 
 
@@ -76,6 +90,27 @@ ngx_http_reductrai_pb_rc_e ngx_http_reductrai_pb_json(
     ngx_http_reductrai_pb_t *pb, const ProtobufCMessageDescriptor *desc,
     unsigned style, const u_char *in, size_t len,
     ngx_http_reductrai_buf_t *out);
+
+/*
+ * The key of fields the descriptor does not know, in every style (archives
+ * written before it was fixed have "Unknown" in the OTLP style).
+ */
+#define NGX_HTTP_REDUCTRAI_PB_UNKNOWN  "_unknown"
+
+/*
+ * What the printer and the re-encoder (ngx_http_reductrai_protobuf_encode.h)
+ * agree on: a map<K, V> field, printed as an object; a bytes field printed
+ * as lowercase hex in the style (OTLP's trace and span ids); a name in
+ * lowerCamelCase (proto3 JSON's json_name), written at dst without a NUL.
+ */
+int ngx_http_reductrai_pb_is_map(const ProtobufCFieldDescriptor *f);
+int ngx_http_reductrai_pb_is_hex(const ProtobufCFieldDescriptor *f,
+    unsigned style);
+u_char *ngx_http_reductrai_pb_camel(u_char *dst, const char *name);
+
+/* a varint at *pp (moved past it); -1 when truncated or over 10 bytes */
+int ngx_http_reductrai_pb_varint(const u_char **pp, const u_char *end,
+    uint64_t *v);
 
 /* the archive's decode_error for a failed print */
 const char *ngx_http_reductrai_pb_error(ngx_http_reductrai_pb_rc_e rc);

@@ -538,6 +538,7 @@ ngx_http_reductrai_view_string(ngx_http_reductrai_record_view_t *v,
         ngx_http_reductrai_view_field(user_agent),
         ngx_http_reductrai_view_field(api_key_fp),
         ngx_http_reductrai_view_field(decode_error),
+        ngx_http_reductrai_view_field(body_format),
         ngx_http_reductrai_view_field(body_b64),
 #undef ngx_http_reductrai_view_field
         { NULL, 0 }

@@ -124,6 +124,7 @@ typedef struct {
     ngx_http_reductrai_str_t   user_agent;
     ngx_http_reductrai_str_t   api_key_fp;
     ngx_http_reductrai_str_t   decode_error;
+    ngx_http_reductrai_str_t   body_format;
     ngx_http_reductrai_str_t   body;
     ngx_http_reductrai_str_t   body_b64;
     int64_t                    size;

@@ -61,7 +61,6 @@ static size_t ngx_http_reductrai_redact(u_char *dst, const u_char *uri,
     size_t len);
 static unsigned ngx_http_reductrai_is_pct_slash(const u_char *p,
     const u_char *end);
-static int ngx_http_reductrai_hexval(u_char c);
 static unsigned ngx_http_reductrai_name_eq(const u_char *p,
     const u_char *end, const char *name, size_t len);
 static const ngx_http_reductrai_credential_t *
@@ -584,23 +583,6 @@ ngx_http_reductrai_is_pct_slash(const u_char *p, const u_char *end)
 {
     return end - p >= 3 && p[0] == '%' && p[1] == '2'
            && (p[2] == 'F' || p[2] == 'f');
-}
-
-
-static int
-ngx_http_reductrai_hexval(u_char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-
-    c |= 0x20;
-
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-
-    return -1;
 }
 
 

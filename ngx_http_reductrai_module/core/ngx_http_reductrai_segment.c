@@ -16,7 +16,6 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <zstd.h>
 
 
@@ -28,6 +27,8 @@ static int ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *out,
     const char *tmp_path, int level, ngx_http_reductrai_buf_t *line,
     const u_char *p, size_t len, ssize_t *kept);
 static int64_t ngx_http_reductrai_line_ts(const u_char *line, size_t len);
+static int ngx_http_reductrai_trailer_sha256(ngx_http_reductrai_trailer_t *t,
+    const u_char *hex, size_t len);
 
 
 void
@@ -57,11 +58,10 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
 
     if (seg->cctx == NULL) {
         seg->cctx = ZSTD_createCCtx();
-        seg->sha = EVP_MD_CTX_new();
         seg->out_size = ZSTD_CStreamOutSize();
         seg->out = malloc(seg->out_size);
 
-        if (seg->cctx == NULL || seg->sha == NULL || seg->out == NULL) {
+        if (seg->cctx == NULL || seg->out == NULL) {
             ngx_http_reductrai_segment_free(seg);
             errno = ENOMEM;
             return NGX_HTTP_REDUCTRAI_ERROR;
@@ -84,8 +84,7 @@ ngx_http_reductrai_segment_open(ngx_http_reductrai_segment_t *seg,
         || (seg->long_distance && seg->ldm_rate
             && ZSTD_isError(ZSTD_CCtx_setParameter(cctx,
                                                    ZSTD_c_ldmHashRateLog,
-                                                   seg->ldm_rate)))
-        || EVP_DigestInit_ex(seg->sha, EVP_sha256(), NULL) != 1)
+                                                   seg->ldm_rate))))
     {
         errno = EINVAL;
         return NGX_HTTP_REDUCTRAI_ERROR;
@@ -112,11 +111,6 @@ int
 ngx_http_reductrai_segment_write(void *data, const u_char *p, size_t len)
 {
     ngx_http_reductrai_segment_t  *seg = data;
-
-    if (EVP_DigestUpdate(seg->sha, p, len) != 1) {
-        errno = EINVAL;
-        return NGX_HTTP_REDUCTRAI_ERROR;
-    }
 
     seg->stats.raw_bytes += len;
 
@@ -163,7 +157,6 @@ ngx_http_reductrai_segment_seal(ngx_http_reductrai_segment_t *seg,
 {
     size_t        n, len;
     u_char        trailer[NGX_HTTP_REDUCTRAI_TRAILER_MAX];
-    unsigned int  mdlen;
 
     len = strlen(sealed_path);
     if (len >= sizeof(seg->path)) {
@@ -174,11 +167,6 @@ ngx_http_reductrai_segment_seal(ngx_http_reductrai_segment_t *seg,
     if (ngx_http_reductrai_segment_compress(seg, NULL, 0, ZSTD_e_end)
         != NGX_HTTP_REDUCTRAI_OK)
     {
-        return NGX_HTTP_REDUCTRAI_ERROR;
-    }
-
-    if (EVP_DigestFinal_ex(seg->sha, seg->stats.sha256, &mdlen) != 1) {
-        errno = EINVAL;
         return NGX_HTTP_REDUCTRAI_ERROR;
     }
 
@@ -233,11 +221,9 @@ ngx_http_reductrai_segment_free(ngx_http_reductrai_segment_t *seg)
     ngx_http_reductrai_segment_close(seg);
 
     ZSTD_freeCCtx(seg->cctx);
-    EVP_MD_CTX_free(seg->sha);
     free(seg->out);
 
     seg->cctx = NULL;
-    seg->sha = NULL;
     seg->out = NULL;
 }
 
@@ -311,24 +297,31 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     int     n;
     u_char  first[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
     u_char  last[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
-    u_char  hex[65];
+    u_char  sha[sizeof(",\"sha256\":\"\"") + 64];
     size_t  total;
 
     *ngx_http_reductrai_format_ts(first, t->first_ms < 0 ? 0 : t->first_ms)
         = '\0';
     *ngx_http_reductrai_format_ts(last, t->last_ms < 0 ? 0 : t->last_ms)
         = '\0';
-    *ngx_http_reductrai_hex(hex, t->sha256, 32) = '\0';
+
+    sha[0] = '\0';
+
+    if (t->has_sha256) {
+        memcpy(sha, ",\"sha256\":\"", 11);
+        *ngx_http_reductrai_hex(sha + 11, t->sha256, 32) = '\0';
+        strcat((char *) sha, "\"");
+    }
 
     if (size < 16) {
         return 0;
     }
 
     n = snprintf((char *) buf + 8, size - 16,
-                 "{\"v\":1,\"count\":%llu,\"first_ts\":\"%s\","
-                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu,\"sha256\":\"%s\"}",
-                 (unsigned long long) t->count, first, last,
-                 (unsigned long long) t->raw_bytes, hex);
+                 "{\"v\":%d,\"count\":%llu,\"first_ts\":\"%s\","
+                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu%s}",
+                 t->has_sha256 ? 1 : 2, (unsigned long long) t->count,
+                 first, last, (unsigned long long) t->raw_bytes, sha);
 
     if (n < 0 || (size_t) n >= size - 16) {
         return 0;
@@ -345,12 +338,42 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
 }
 
 
+/* a trailer's "sha256": 64 hex digits */
+
+static int
+ngx_http_reductrai_trailer_sha256(ngx_http_reductrai_trailer_t *t,
+    const u_char *hex, size_t len)
+{
+    size_t        i;
+    unsigned int  byte;
+
+    if (len != 64 || strspn((const char *) hex, "0123456789abcdefABCDEF")
+                     != 64)
+    {
+        return NGX_HTTP_REDUCTRAI_ERROR;
+    }
+
+    for (i = 0; i < 32; i++) {
+        if (sscanf((const char *) hex + 2 * i, "%2x", &byte) != 1) {
+            return NGX_HTTP_REDUCTRAI_ERROR;
+        }
+
+        t->sha256[i] = (u_char) byte;
+    }
+
+    t->has_sha256 = 1;
+
+    return NGX_HTTP_REDUCTRAI_OK;
+}
+
+
 size_t
 ngx_http_reductrai_trailer_parse(const u_char *tail, size_t len,
     ngx_http_reductrai_trailer_t *t)
 {
     size_t        total, jlen;
     json_t       *root, *v;
+    json_int_t    version;
     const char   *s;
     const u_char *frame;
     json_error_t  error;
@@ -384,7 +407,9 @@ ngx_http_reductrai_trailer_parse(const u_char *tail, size_t len,
 
     memset(t, 0, sizeof(ngx_http_reductrai_trailer_t));
 
-    if (json_integer_value(json_object_get(root, "v")) != 1) {
+    version = json_integer_value(json_object_get(root, "v"));
+
+    if (version != 1 && version != 2) {
         goto invalid;
     }
 
@@ -412,20 +437,23 @@ ngx_http_reductrai_trailer_parse(const u_char *tail, size_t len,
                                                  strlen(s))
                    : -1;
 
-    s = json_string_value(json_object_get(root, "sha256"));
-
-    if (t->first_ms < 0 || t->last_ms < 0 || s == NULL || strlen(s) != 64) {
+    if (t->first_ms < 0 || t->last_ms < 0) {
         goto invalid;
     }
 
-    for (jlen = 0; jlen < 32; jlen++) {
-        unsigned int  byte;
+    /* version 1 must carry the digest; version 2 may */
 
-        if (sscanf(s + 2 * jlen, "%2x", &byte) != 1) {
-            goto invalid;
-        }
+    s = json_string_value(json_object_get(root, "sha256"));
 
-        t->sha256[jlen] = (u_char) byte;
+    if (s == NULL && version == 1) {
+        goto invalid;
+    }
+
+    if (s != NULL
+        && ngx_http_reductrai_trailer_sha256(t, (const u_char *) s, strlen(s))
+           != NGX_HTTP_REDUCTRAI_OK)
+    {
+        goto invalid;
     }
 
     json_decref(root);

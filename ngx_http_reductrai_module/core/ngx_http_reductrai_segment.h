@@ -52,6 +52,13 @@ typedef struct {
     int64_t          first_ms;          /* earliest record ts */
     int64_t          last_ms;           /* latest record ts */
     u_char           sha256[32];        /* of the decompressed NDJSON */
+    /*
+     * Version 1 trailers carry sha256; version 2 (what we write) leaves it
+     * out: zstd's frame checksum already covers the content, and hashing
+     * every byte again cost more CPU per request than the rest of the seal
+     * but compression.
+     */
+    unsigned         has_sha256:1;
 } ngx_http_reductrai_trailer_t;
 
 
@@ -62,7 +69,6 @@ typedef struct {
     int              ldm_rate;          /* its hash rate log, 0: zstd's */
     char             path[PATH_MAX];
     void            *cctx;              /* ZSTD_CCtx, until segment_free */
-    void            *sha;               /* EVP_MD_CTX */
     u_char          *out;
     size_t           out_size;
     size_t           out_len;

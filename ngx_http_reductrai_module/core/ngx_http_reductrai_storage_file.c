@@ -294,7 +294,7 @@ ngx_http_reductrai_file_list(ngx_http_reductrai_storage_t *st,
             return NGX_HTTP_REDUCTRAI_STORAGE_OK;
         }
 
-        return ngx_http_reductrai_file_errno(err, "opendir()", path);
+        return ngx_http_reductrai_file_errno(err, "listing", path);
     }
 
     return NGX_HTTP_REDUCTRAI_STORAGE_OK;
@@ -431,7 +431,7 @@ static int
 ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
     const char *prefix, ngx_http_reductrai_list_pt handler, void *data)
 {
-    int             rc;
+    int             rc, err;
     DIR            *dir;
     size_t          n, plen;
     struct stat     sb;
@@ -444,8 +444,20 @@ ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
 
     plen = strlen(prefix);
     rc = 0;
+    err = 0;
 
-    while (rc == 0 && (de = readdir(dir)) != NULL) {
+    while (rc == 0) {
+
+        /* readdir() says "the end" and "failed" alike, but for errno */
+        errno = 0;
+
+        de = readdir(dir);
+        if (de == NULL) {
+            /* a listing cut short must not pass for a complete one */
+            err = errno;
+            rc = err ? -1 : 0;
+            break;
+        }
 
         /* ".", "..", and temporary files of uploads in progress */
         if (de->d_name[0] == '.') {
@@ -461,8 +473,13 @@ ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
         path[len] = '/';
         memcpy(path + len + 1, de->d_name, n + 1);
 
-        /* a directory vanishing under the walk is not an error */
+        /* an entry vanishing under the walk is not an error */
         if (stat(path, &sb) == -1) {
+            if (errno != ENOENT) {
+                err = errno;
+                rc = -1;
+            }
+
             continue;
         }
 
@@ -477,8 +494,13 @@ ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
 
             rc = ngx_http_reductrai_file_walk(path, root, len + 1 + n,
                                               prefix, handler, data);
-            if (rc == -1 && errno == ENOENT) {
-                rc = 0;
+            if (rc == -1) {
+                if (errno == ENOENT) {
+                    rc = 0;
+
+                } else {
+                    err = errno;
+                }
             }
 
         } else if (S_ISREG(sb.st_mode)
@@ -490,6 +512,10 @@ ngx_http_reductrai_file_walk(char *path, size_t root, size_t len,
 
     path[len] = '\0';
     closedir(dir);
+
+    if (rc == -1) {
+        errno = err;
+    }
 
     return rc;
 }

@@ -37,9 +37,11 @@ package RdxTest;
 #       finish, stop, results, latencies ({id => ms}), running
 #   $t->archive_objects($dir, decode => 1), archive_records($dir),
 #       read_archive_object($path), write_archive_object($path, $ndjson),
-#       parse_key($key), zstd_compress($bytes)
+#       parse_key($key), zstd_compress($bytes), zstd_uncompress($zst)
 #   $t->metrics, metric($name), health, spool_segments
 #   random_text($len)                   base64 of random bytes, $len chars
+#   shim($name, $dir)                   t/shim/$name.c built as an LD_PRELOAD
+#                                       library in $dir; returns its path
 #   wait_for(sub {...}, $seconds, $what)
 #   $t->check_error_log(allow => [qr/.../], stop => 1), error_log,
 #       grep_log(qr/.../, since => $t->log_mark)
@@ -73,7 +75,8 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT    = qw(wait_for);
-our @EXPORT_OK = qw(wait_for parse_key random_text zstd_compress);
+our @EXPORT_OK = qw(wait_for parse_key random_text zstd_compress
+                    zstd_uncompress shim);
 
 my $REPO = abs_path(dirname(__FILE__) . '/../..');
 
@@ -1350,6 +1353,27 @@ sub zstd_compress {
     my ($rc, $zst, $err) = _run_out([ 'zstd', '-q', '-c' ], input => $bytes);
     croak "zstd failed: $err" if $rc != 0;
     return $zst;
+}
+
+
+# A fault-injection library for LD_PRELOAD (t/shim/NAME.c), built into
+# $dir; its environment variables say what fails.  Under ASan the
+# sanitizer's own malloc() comes first, so a malloc shim is never asked.
+sub shim {
+    my ($name, $dir) = @_;
+    my $so = "$dir/$name.so";
+    my ($rc, $out, $err) = _run_out([ 'cc', '-shared', '-fPIC', '-O2',
+                                      '-o', $so, "$REPO/t/shim/$name.c" ]);
+    croak "building t/shim/$name.c failed: $err" if $rc != 0;
+    return $so;
+}
+
+
+# the bytes of a zstd stream, or undef when it is not one
+sub zstd_uncompress {
+    my ($zst) = @_;
+    my ($rc, $bytes) = _run_out([ 'zstd', '-d', '-q', '-c' ], input => $zst);
+    return $rc == 0 ? $bytes : undef;
 }
 
 

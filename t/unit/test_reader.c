@@ -24,6 +24,9 @@ typedef struct {
 } lines_t;
 
 
+static size_t trailer_frame(u_char *frame, const char *json);
+
+
 static int
 on_line(void *data, const u_char *line, size_t len)
 {
@@ -77,6 +80,7 @@ make_object(u_char *out, size_t size, const char *ndjson, int checksum)
     EVP_DigestUpdate(sha, ndjson, len);
     EVP_DigestFinal_ex(sha, tr.sha256, &dlen);
     EVP_MD_CTX_free(sha);
+    tr.has_sha256 = 1;          /* a version 1 trailer, as older archives */
 
     t = ngx_http_reductrai_trailer_build(out + n, size - n, &tr);
 
@@ -287,6 +291,86 @@ test_reader(void)
 }
 
 
+/*
+ * Trailer versions: 2 (what the module writes) may leave out sha256, 1 must
+ * carry it; both parse.
+ */
+static void
+test_trailer_versions(void)
+{
+    size_t                        n;
+    char                          json[NGX_HTTP_REDUCTRAI_TRAILER_MAX];
+    u_char                        frame[NGX_HTTP_REDUCTRAI_TRAILER_MAX];
+    const char                   *v1_bare;
+    ngx_http_reductrai_trailer_t  tr, back;
+
+    memset(&tr, 0, sizeof(tr));
+    tr.count = 3;
+    tr.raw_bytes = 120;
+    tr.first_ms = 1764066600000;
+    tr.last_ms = 1764066601000;
+
+    n = ngx_http_reductrai_trailer_build(frame, sizeof(frame), &tr);
+    ok(n > 0, "version 2 trailer built");
+    ok(memcmp(frame + 8, "{\"v\":2,", 7) == 0, "it says version 2");
+    snprintf(json, sizeof(json), "%.*s", (int) (n - 16), frame + 8);
+    ok(strstr(json, "sha256") == NULL, "without sha256: %s", json);
+    is_int(ngx_http_reductrai_trailer_parse(frame, n, &back), n,
+           "version 2 parsed");
+    is_int(back.count, 3, "count");
+    is_int(back.raw_bytes, 120, "raw_bytes");
+    is_int(back.has_sha256, 0, "no digest");
+
+    memset(tr.sha256, 0xab, 32);
+    tr.has_sha256 = 1;
+    n = ngx_http_reductrai_trailer_build(frame, sizeof(frame), &tr);
+    ok(memcmp(frame + 8, "{\"v\":1,", 7) == 0, "with a digest: version 1");
+    is_int(ngx_http_reductrai_trailer_parse(frame, n, &back), n,
+           "version 1 parsed");
+    ok(back.has_sha256 && memcmp(back.sha256, tr.sha256, 32) == 0,
+       "its digest read back");
+
+    /* version 1 without its digest, and a digest that is not hex */
+    v1_bare = "{\"v\":1,\"count\":3,\"first_ts\":\"2025-11-25T10:30:00.000Z\","
+              "\"last_ts\":\"2025-11-25T10:30:01.000Z\",\"raw_bytes\":120}";
+    n = trailer_frame(frame, v1_bare);
+    is_int(ngx_http_reductrai_trailer_parse(frame, n, &back), 0,
+           "version 1 without sha256: rejected");
+
+    n = trailer_frame(frame, "{\"v\":2,\"count\":3,\"first_ts\":"
+                      "\"2025-11-25T10:30:00.000Z\",\"last_ts\":"
+                      "\"2025-11-25T10:30:01.000Z\",\"raw_bytes\":120,"
+                      "\"sha256\":\"zz\"}");
+    is_int(ngx_http_reductrai_trailer_parse(frame, n, &back), 0,
+           "a malformed sha256: rejected");
+
+    n = trailer_frame(frame, "{\"v\":3,\"count\":3,\"first_ts\":"
+                      "\"2025-11-25T10:30:00.000Z\",\"last_ts\":"
+                      "\"2025-11-25T10:30:01.000Z\",\"raw_bytes\":120}");
+    is_int(ngx_http_reductrai_trailer_parse(frame, n, &back), 0,
+           "an unknown version: rejected");
+}
+
+
+/* a trailer frame around the given JSON, laid out as DESIGN.md says */
+static size_t
+trailer_frame(u_char *frame, const char *json)
+{
+    size_t  len, total;
+
+    len = strlen(json);
+    total = 8 + len + 8;
+
+    ngx_http_reductrai_put_le32(frame, NGX_HTTP_REDUCTRAI_TRAILER_MAGIC);
+    ngx_http_reductrai_put_le32(frame + 4, (uint32_t) (total - 8));
+    memcpy(frame + 8, json, len);
+    ngx_http_reductrai_put_le32(frame + 8 + len, (uint32_t) total);
+    memcpy(frame + total - 4, NGX_HTTP_REDUCTRAI_FOOTER_MAGIC, 4);
+
+    return total;
+}
+
+
 static void
 test_view(void)
 {
@@ -428,6 +512,7 @@ int
 main(void)
 {
     test_reader();
+    test_trailer_versions();
     test_view();
     test_unescape();
     test_base64();
