@@ -274,7 +274,8 @@ sub write_config {
 
     # nginx keeps only listed variables across a binary upgrade (USR2);
     # without these the new master could not load an ASan module.
-    $conf .= "env LD_PRELOAD;\nenv ASAN_OPTIONS;\n" if $ENV{TEST_NGINX_ASAN};
+    $conf .= "env LD_PRELOAD;\nenv ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n"
+        if $ENV{TEST_NGINX_ASAN};
 
     $conf .= "\n$main\n" if length $main;
     $conf .= "events {\n    worker_connections 1024;\n}\n"
@@ -350,6 +351,11 @@ sub _nginx_env {
         LD_PRELOAD   => join(' ', $lib, $env{LD_PRELOAD} // ()),
         ASAN_OPTIONS => "detect_leaks=0:abort_on_error=0"
                         . ":log_path=$asan/asan",
+
+        # UBSan (gcc's libubsan) writes to stderr, which nginx points at
+        # error.log, whatever log_path says; a stack makes the report
+        # worth reading there
+        UBSAN_OPTIONS => "print_stacktrace=1",
     };
 }
 
