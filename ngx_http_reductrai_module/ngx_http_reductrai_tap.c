@@ -730,19 +730,26 @@ ngx_http_reductrai_record_create(ngx_http_request_t *r,
         }
 
     } else {
-        len = sizeof(ngx_http_reductrai_record_t) + head + mem
-              + npieces * sizeof(ngx_http_reductrai_piece_t);
+        len = sizeof(ngx_http_reductrai_record_t)
+              + npieces * sizeof(ngx_http_reductrai_piece_t) + head + mem;
 
         rec = ngx_calloc(len, r->connection->log);
         if (rec == NULL) {
             return NULL;
         }
 
-        p = (u_char *) rec + sizeof(ngx_http_reductrai_record_t);
+        /*
+         * The pieces come first: after the record they are aligned, after
+         * the head and the body bytes they would not be (UBSan says so).
+         */
+
         rec->owned = 1;
-        rec->body = p + head;
         rec->npieces = npieces;
-        rec->pieces = (ngx_http_reductrai_piece_t *) (rec->body + mem);
+        rec->pieces = (ngx_http_reductrai_piece_t *)
+                          ((u_char *) rec
+                           + sizeof(ngx_http_reductrai_record_t));
+        p = (u_char *) (rec->pieces + npieces);
+        rec->body = p + head;
     }
 
     rec->fd = NGX_INVALID_FILE;

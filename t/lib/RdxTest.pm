@@ -277,7 +277,8 @@ sub write_config {
 
     # nginx keeps only listed variables across a binary upgrade (USR2);
     # without these the new master could not load an ASan module.
-    $conf .= "env LD_PRELOAD;\nenv ASAN_OPTIONS;\n" if $ENV{TEST_NGINX_ASAN};
+    $conf .= "env LD_PRELOAD;\nenv ASAN_OPTIONS;\nenv UBSAN_OPTIONS;\n"
+        if $ENV{TEST_NGINX_ASAN};
 
     $conf .= "\n$main\n" if length $main;
     $conf .= "events {\n    worker_connections 1024;\n}\n"
@@ -347,12 +348,24 @@ sub _nginx_env {
         chmod 01777, $asan;
     }
 
-    # the sanitizer's runtime must come first in LD_PRELOAD
+    # The sanitizer's runtime wants to come first in LD_PRELOAD.  But its
+    # allocator reads the clock while it holds a lock, and libfaketime,
+    # reached that way before it is set up, calls dlsym(), which allocates:
+    # nginx hangs at startup.  A test's own preload comes first, then, and
+    # the order check is off.
+    my @pre = $env{LD_PRELOAD} // ();
+
     return {
         %env,
-        LD_PRELOAD   => join(' ', $lib, $env{LD_PRELOAD} // ()),
+        LD_PRELOAD   => join(' ', @pre, $lib),
         ASAN_OPTIONS => "detect_leaks=0:abort_on_error=0"
+                        . (@pre ? ':verify_asan_link_order=0' : '')
                         . ":log_path=$asan/asan",
+
+        # UBSan (gcc's libubsan) writes to stderr, which nginx points at
+        # error.log, whatever log_path says; a stack makes the report
+        # worth reading there
+        UBSAN_OPTIONS => "print_stacktrace=1",
     };
 }
 
@@ -377,7 +390,7 @@ sub start {
     unlink $pidfile;
 
     my ($rc, $out) = _run([ $self->_nginx_cmd($self->{conf}) ],
-                          env => $self->_nginx_env);
+                          env => $self->_nginx_env, timeout => 60);
     die "nginx failed to start (exit $rc):\n$out\n" . $self->_log_tail
         if $rc != 0;
 
@@ -1522,7 +1535,25 @@ sub _run_out {
         POSIX::_exit(127);
     }
 
-    waitpid $pid, 0;
+    # a command that hangs (nginx stuck before it daemonises) fails the
+    # test instead of holding up the suite
+    if ($opt{timeout}) {
+        my $deadline = time + $opt{timeout} * $SCALE;
+        while (waitpid($pid, WNOHANG) == 0) {
+            if (time > $deadline) {
+                kill 'KILL', $pid;
+                waitpid $pid, 0;
+                return (124, "timed out after " . $opt{timeout} * $SCALE
+                             . " s\n" . (_slurp("$tmp") // ''),
+                        _slurp("$etmp") // '');
+            }
+            select undef, undef, undef, 0.05;
+        }
+
+    } else {
+        waitpid $pid, 0;
+    }
+
     my $rc = $? & 127 ? 128 + ($? & 127) : $? >> 8;
     return ($rc, _slurp("$tmp") // '', _slurp("$etmp") // '');
 }
