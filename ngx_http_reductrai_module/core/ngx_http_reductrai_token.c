@@ -90,7 +90,7 @@ static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_identity_fetch(
     ngx_http_reductrai_storage_err_t *err);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_identity_assertion(
     ngx_http_reductrai_identity_t *id, ngx_http_reductrai_http_t *h,
-    char **body, ngx_http_reductrai_storage_err_t *err);
+    char **body, char **assertion, ngx_http_reductrai_storage_err_t *err);
 static void ngx_http_reductrai_identity_free(void *data);
 static void ngx_http_reductrai_identity_destroy(void *data);
 
@@ -369,12 +369,13 @@ ngx_http_reductrai_identity_fetch(void *data, char *token, size_t size,
 {
     ngx_http_reductrai_identity_t *id = data;
 
-    char                             url[2048], *body;
+    char                             url[2048], *body, *assertion;
     const char                      *method, *what;
     ngx_http_reductrai_http_t       *h;
     ngx_http_reductrai_storage_rc_e  rc;
 
     body = NULL;
+    assertion = NULL;
 
     switch (id->id) {
 
@@ -438,7 +439,8 @@ ngx_http_reductrai_identity_fetch(void *data, char *token, size_t size,
         break;
 
     case NGX_HTTP_REDUCTRAI_ID_AZURE_WORKLOAD:
-        rc = ngx_http_reductrai_identity_assertion(id, h, &body, err);
+        rc = ngx_http_reductrai_identity_assertion(id, h, &body, &assertion,
+                                                   err);
         break;
 
     case NGX_HTTP_REDUCTRAI_ID_AZURE_APP_SERVICE:
@@ -481,6 +483,7 @@ done:
     }
 
     ngx_http_reductrai_free_secret(body);
+    ngx_http_reductrai_free_secret(assertion);
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
         ngx_http_reductrai_storage_error_prefix(err, what);
@@ -495,15 +498,17 @@ done:
 
 /*
  * AKS workload identity: the service account token the kubelet projects
- * (read now: it rotates) goes to Entra ID as a client assertion.
+ * (read now: it rotates) goes to Entra ID as a client assertion.  The
+ * caller frees *assertion after the request: until then error messages
+ * are scrubbed of it.
  */
 
 static ngx_http_reductrai_storage_rc_e
 ngx_http_reductrai_identity_assertion(ngx_http_reductrai_identity_t *id,
-    ngx_http_reductrai_http_t *h, char **body,
+    ngx_http_reductrai_http_t *h, char **body, char **assertion,
     ngx_http_reductrai_storage_err_t *err)
 {
-    char    *assertion, ferr[160], eclient[512];
+    char     ferr[160], eclient[512];
     size_t   len;
 
     static const char  fmt[] = "client_id=%s&client_assertion_type="
@@ -513,9 +518,9 @@ ngx_http_reductrai_identity_assertion(ngx_http_reductrai_identity_t *id,
                                "&grant_type=client_credentials"
                                "&scope=%s.default";
 
-    assertion = ngx_http_reductrai_read_secret_file(id->token_file, ferr,
-                                                    sizeof(ferr));
-    if (assertion == NULL) {
+    *assertion = ngx_http_reductrai_read_secret_file(id->token_file, ferr,
+                                                     sizeof(ferr));
+    if (*assertion == NULL) {
         ngx_http_reductrai_storage_error(err, 0, "%s", ferr);
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
@@ -525,21 +530,18 @@ ngx_http_reductrai_identity_assertion(ngx_http_reductrai_identity_t *id,
 
     /* a JWT is base64url and dots: no form encoding needed */
     len = sizeof(fmt) + sizeof(NGX_HTTP_REDUCTRAI_AZURE_ERESOURCE)
-          + strlen(eclient) + strlen(assertion);
+          + strlen(eclient) + strlen(*assertion);
 
     *body = malloc(len);
     if (*body == NULL) {
-        ngx_http_reductrai_free_secret(assertion);
         ngx_http_reductrai_storage_error(err, 0, "out of memory");
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 
-    len = (size_t) snprintf(*body, len, fmt, eclient, assertion,
+    len = (size_t) snprintf(*body, len, fmt, eclient, *assertion,
                             NGX_HTTP_REDUCTRAI_AZURE_ERESOURCE);
 
-    ngx_http_reductrai_http_secret(h, assertion);
-    ngx_http_reductrai_wipe(assertion, strlen(assertion));
-    free(assertion);
+    ngx_http_reductrai_http_secret(h, *assertion);
 
     return ngx_http_reductrai_http_form(h, *body, len, err) == 0
            ? NGX_HTTP_REDUCTRAI_STORAGE_OK : NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
