@@ -611,8 +611,9 @@ sub object_info {
 }
 
 
-# the JSON index at an object's end: a skippable frame whose last 8 bytes
-# are its length (LE) and "RDX1"
+# the JSON index at an object's end: a skippable frame (magic, size: 8
+# bytes) whose last 8 bytes are its length (LE) and "RDX1"; the JSON lies
+# between, taken by offset (the size bytes may well hold a "{")
 sub trailer {
     my ($path) = @_;
     open my $fh, '<:raw', $path or return undef;
@@ -623,10 +624,9 @@ sub trailer {
     read($fh, my $tail, $n) == $n or return undef;
 
     my ($len, $magic) = unpack 'V a4', substr($tail, -8);
-    return undef unless $magic eq 'RDX1' && $len <= $n;
+    return undef unless $magic eq 'RDX1' && $len >= 16 && $len <= $n;
 
-    my ($json) = substr($tail, -$len) =~ /(\{.*\})/s or return undef;
-    return eval { JSON::PP::decode_json($json) };
+    return eval { JSON::PP::decode_json(substr($tail, -$len + 8, $len - 16)) };
 }
 
 
