@@ -217,6 +217,26 @@ ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len)
 
 
 int
+ngx_http_reductrai_unhex(u_char *dst, const u_char *src, size_t len)
+{
+    int  hi, lo;
+
+    for ( /* void */ ; len >= 2; len -= 2, src += 2) {
+        hi = ngx_http_reductrai_hexval(src[0]);
+        lo = ngx_http_reductrai_hexval(src[1]);
+
+        if (hi < 0 || lo < 0) {
+            return -1;
+        }
+
+        *dst++ = (u_char) (hi << 4 | lo);
+    }
+
+    return 0;
+}
+
+
+int
 ngx_http_reductrai_hexval(u_char c)
 {
     if (c >= '0' && c <= '9') {

@@ -88,6 +88,8 @@ int64_t ngx_http_reductrai_utc(int year, int mon, int mday, int hour,
 u_char *ngx_http_reductrai_hex(u_char *dst, const u_char *src, size_t len);
 /* the value of a hex digit of either case, or -1 */
 int ngx_http_reductrai_hexval(u_char c);
+/* len hex digits (len even) into len / 2 bytes; -1 on a non-digit */
+int ngx_http_reductrai_unhex(u_char *dst, const u_char *src, size_t len);
 
 /* little-endian integers of the archive's and the spool's binary parts */
 void ngx_http_reductrai_put_le32(u_char *p, uint32_t v);

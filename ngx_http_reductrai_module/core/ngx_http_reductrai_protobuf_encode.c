@@ -476,9 +476,7 @@ static int
 ngx_http_reductrai_pbe_binary(ngx_http_reductrai_pbe_t *e,
     const ProtobufCFieldDescriptor *f, json_t *v)
 {
-    int            hi, lo;
-    u_char        *d;
-    size_t         i, len;
+    size_t         len;
     ssize_t        n;
     const u_char  *s;
 
@@ -515,19 +513,13 @@ ngx_http_reductrai_pbe_binary(ngx_http_reductrai_pbe_t *e,
             return -1;
         }
 
-        d = e->out->data + e->out->len;
-
-        for (i = 0; i < len; i += 2) {
-            hi = ngx_http_reductrai_hexval(s[i]);
-            lo = ngx_http_reductrai_hexval(s[i + 1]);
-
-            if (hi < 0 || lo < 0) {
-                return ngx_http_reductrai_pbe_fail(e,
-                                             NGX_HTTP_REDUCTRAI_PB_INVALID,
-                                             "an id is not hex");
-            }
-
-            *d++ = (u_char) (hi << 4 | lo);
+        if (ngx_http_reductrai_unhex(e->out->data + e->out->len,
+                                     (const u_char *) s, len)
+            != 0)
+        {
+            return ngx_http_reductrai_pbe_fail(e,
+                                               NGX_HTTP_REDUCTRAI_PB_INVALID,
+                                               "an id is not hex");
         }
 
         e->out->len += len / 2;

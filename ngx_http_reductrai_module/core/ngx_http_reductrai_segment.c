@@ -27,8 +27,6 @@ static int ngx_http_reductrai_recover_lines(ngx_http_reductrai_segment_t *out,
     const char *tmp_path, int level, ngx_http_reductrai_buf_t *line,
     const u_char *p, size_t len, ssize_t *kept);
 static int64_t ngx_http_reductrai_line_ts(const u_char *line, size_t len);
-static int ngx_http_reductrai_trailer_sha256(ngx_http_reductrai_trailer_t *t,
-    const u_char *hex, size_t len);
 
 
 void
@@ -297,7 +295,7 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     int     n;
     u_char  first[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
     u_char  last[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
-    u_char  sha[sizeof(",\"sha256\":\"\"") + 64];
+    u_char  hex[65];
     size_t  total;
 
     *ngx_http_reductrai_format_ts(first, t->first_ms < 0 ? 0 : t->first_ms)
@@ -305,13 +303,7 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     *ngx_http_reductrai_format_ts(last, t->last_ms < 0 ? 0 : t->last_ms)
         = '\0';
 
-    sha[0] = '\0';
-
-    if (t->has_sha256) {
-        memcpy(sha, ",\"sha256\":\"", 11);
-        *ngx_http_reductrai_hex(sha + 11, t->sha256, 32) = '\0';
-        strcat((char *) sha, "\"");
-    }
+    *ngx_http_reductrai_hex(hex, t->sha256, 32) = '\0';
 
     if (size < 16) {
         return 0;
@@ -319,9 +311,12 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
 
     n = snprintf((char *) buf + 8, size - 16,
                  "{\"v\":%d,\"count\":%llu,\"first_ts\":\"%s\","
-                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu%s}",
+                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu%s%s%s}",
                  t->has_sha256 ? 1 : 2, (unsigned long long) t->count,
-                 first, last, (unsigned long long) t->raw_bytes, sha);
+                 first, last, (unsigned long long) t->raw_bytes,
+                 t->has_sha256 ? ",\"sha256\":\"" : "",
+                 t->has_sha256 ? (char *) hex : "",
+                 t->has_sha256 ? "\"" : "");
 
     if (n < 0 || (size_t) n >= size - 16) {
         return 0;
@@ -335,35 +330,6 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     memcpy(buf + total - 4, NGX_HTTP_REDUCTRAI_FOOTER_MAGIC, 4);
 
     return total;
-}
-
-
-/* a trailer's "sha256": 64 hex digits */
-
-static int
-ngx_http_reductrai_trailer_sha256(ngx_http_reductrai_trailer_t *t,
-    const u_char *hex, size_t len)
-{
-    size_t        i;
-    unsigned int  byte;
-
-    if (len != 64 || strspn((const char *) hex, "0123456789abcdefABCDEF")
-                     != 64)
-    {
-        return NGX_HTTP_REDUCTRAI_ERROR;
-    }
-
-    for (i = 0; i < 32; i++) {
-        if (sscanf((const char *) hex + 2 * i, "%2x", &byte) != 1) {
-            return NGX_HTTP_REDUCTRAI_ERROR;
-        }
-
-        t->sha256[i] = (u_char) byte;
-    }
-
-    t->has_sha256 = 1;
-
-    return NGX_HTTP_REDUCTRAI_OK;
 }
 
 
@@ -449,11 +415,15 @@ ngx_http_reductrai_trailer_parse(const u_char *tail, size_t len,
         goto invalid;
     }
 
-    if (s != NULL
-        && ngx_http_reductrai_trailer_sha256(t, (const u_char *) s, strlen(s))
-           != NGX_HTTP_REDUCTRAI_OK)
-    {
-        goto invalid;
+    if (s != NULL) {
+        if (strlen(s) != 64
+            || ngx_http_reductrai_unhex(t->sha256, (const u_char *) s, 64)
+               != 0)
+        {
+            goto invalid;
+        }
+
+        t->has_sha256 = 1;
     }
 
     json_decref(root);
