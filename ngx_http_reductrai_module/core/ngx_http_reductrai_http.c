@@ -39,8 +39,6 @@ static int ngx_http_reductrai_http_window_in(ngx_http_reductrai_http_t *h,
     const u_char *p, size_t n);
 static void ngx_http_reductrai_http_reason(ngx_http_reductrai_http_t *h,
     ngx_http_reductrai_storage_err_t *err);
-static void ngx_http_reductrai_http_scrub_all(ngx_http_reductrai_http_t *h,
-    ngx_http_reductrai_storage_err_t *err);
 static int64_t ngx_http_reductrai_http_atoll(const char *p, const char *end,
     const char **next);
 static ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_fetch(
@@ -1957,7 +1955,7 @@ ngx_http_reductrai_http_reason(ngx_http_reductrai_http_t *h,
 }
 
 
-static void
+void
 ngx_http_reductrai_http_scrub_all(ngx_http_reductrai_http_t *h,
     ngx_http_reductrai_storage_err_t *err)
 {

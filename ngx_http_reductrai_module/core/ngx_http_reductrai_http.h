@@ -211,6 +211,13 @@ void ngx_http_reductrai_http_secret(ngx_http_reductrai_http_t *h,
 ngx_http_reductrai_storage_rc_e ngx_http_reductrai_http_perform(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_err_t *err);
 
+/*
+ * Takes the secrets of h's configuration (and those given to h for a
+ * request still running) out of a message that quotes an answer.
+ */
+void ngx_http_reductrai_http_scrub_all(ngx_http_reductrai_http_t *h,
+    ngx_http_reductrai_storage_err_t *err);
+
 /* an answer that held a secret (keys, a token): wiped, not kept */
 void ngx_http_reductrai_http_body_wipe(ngx_http_reductrai_http_t *h);
 

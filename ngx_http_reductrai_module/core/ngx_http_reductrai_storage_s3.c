@@ -643,6 +643,7 @@ ngx_http_reductrai_s3_complete(ngx_http_reductrai_storage_t *st,
         ngx_http_reductrai_storage_error(err, h->status,
                                          "CompleteMultipartUpload: %s",
                                          reason);
+        ngx_http_reductrai_http_scrub_all(h, err);
         return NGX_HTTP_REDUCTRAI_STORAGE_RETRY;
     }
 

@@ -475,6 +475,12 @@ ngx_http_reductrai_identity_fetch(void *data, char *token, size_t size,
 
     rc = ngx_http_reductrai_token_parse(h, rc, token, size, lifetime, err);
 
+    /* an error description may quote what was sent */
+    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
+        ngx_http_reductrai_http_scrub(err->message, assertion);
+        ngx_http_reductrai_http_scrub(err->message, id->secret);
+    }
+
 done:
 
     if (h != NULL) {
