@@ -1,0 +1,110 @@
+#!/usr/bin/perl
+# When the spool scan or the upload path meets a local failure (issue 13,
+# item 8).  A readdir() error part way through the spool used to end the
+# listing as if it were complete: the queue was replaced by the part read
+# and /metrics counted only that part.  Now the scan fails, says so, and
+# the queue it had still ships.  The failure is injected with an
+# LD_PRELOAD shim (t/shim/failreaddir.c) aimed at the spool directory and
+# switched on and off with a flag file.
+
+use strict;
+use warnings;
+use Test::More;
+use File::Find ();
+use File::Temp qw(tempdir);
+use lib 't/lib';
+use RdxTest qw(wait_for shim);
+
+my $SEGMENTS = 40;
+
+# each listing of the spool breaks off after 12 entries ("." and ".."
+# among them, wherever the directory puts them)
+my $READ_BEFORE_FAILING = 12;
+
+# shims and sanitizers do not mix
+my $shimmed = !$ENV{TEST_NGINX_ASAN};
+my $shims = tempdir(CLEANUP => 1);
+
+my $t = RdxTest->new;
+my $spool = $t->mkdir_worker('spool');
+my $readdir_flag = $t->path('readdir-fails');
+
+$t->{env} = {
+    LD_PRELOAD             => shim('failreaddir', $shims),
+    RDX_READDIR_FAIL_PATH  => $spool,
+    RDX_READDIR_FAIL_FLAG  => $readdir_flag,
+    RDX_READDIR_FAIL_AFTER => $READ_BEFORE_FAILING,
+} if $shimmed;
+
+my $up = $t->start_upstream(name => 'vendor', status => 202);
+
+# storage the workers cannot write to yet: every upload fails
+my $store = $t->path('store');
+mkdir $store, 0755 or die "mkdir $store: $!";
+my ($uid, $gid) = (getpwnam('nobody'))[2, 3];
+
+RdxTest::write_sealed_segments($spool, $SEGMENTS);
+
+$t->reductrai_config(
+    directives => { storage => "file://$store/archive",
+                    segment_age => '1s' },
+);
+$t->start;
+
+sub objects {
+    my %objects;
+    File::Find::find(sub { $objects{$_}++ if /\.ndjson\.zst$/ },
+                     "$store/archive") if -d "$store/archive";
+    return \%objects;
+}
+
+# --- (1) readdir() fails part way through the spool
+
+SKIP: {
+    skip 'LD_PRELOAD shims and sanitizers do not mix', 7 unless $shimmed;
+
+    ok(wait_for(sub { ($t->metric('reductrai_spool_segments') // 0)
+                      == $SEGMENTS }, 10, 'the scan counts the spool'),
+       "/metrics: $SEGMENTS segments in the spool");
+    ok(wait_for(sub { $t->metric('reductrai_storage_upload_errors_total')
+                      >= 1 }, 10, 'an upload failed'),
+       'storage refuses the uploads');
+
+    my $mark = $t->log_mark;
+    $t->write_file($readdir_flag, '');
+
+    ok(wait_for(sub { $t->grep_log(qr/spool scan of "\S+" failed /
+                                   . qr/\(5: Input\/output error\)/,
+                                   since => $mark) }, 5,
+                'the scan fails'),
+       'error.log: the spool scan failed with EIO');
+
+    # a partial listing would count 10 to 12 segments at the next scans
+    sleep 2;
+    is($t->metric('reductrai_spool_segments'), $SEGMENTS,
+       "/metrics still counts $SEGMENTS segments after failed scans");
+
+    # storage comes back while the scan still fails: what the queue held
+    # before the failure ships
+    chown $uid, $gid, $store or die "chown $store: $!";
+
+    ok(wait_for(sub { keys %{ objects() } == $SEGMENTS }, 30,
+                'the queue ships'),
+       "the $SEGMENTS queued segments shipped while the scan failed")
+        or diag(scalar(keys %{ objects() }) . ' shipped');
+    is($t->metric('reductrai_spool_segments'), 0,
+       '/metrics: nothing left in the spool');
+
+    unlink $readdir_flag or die "unlink $readdir_flag: $!";
+
+    my @left = glob("$spool/*.zst");
+    is(scalar @left, 0, 'the spool is empty') or diag("@left");
+}
+
+chown $uid, $gid, $store or die "chown $store: $!";
+
+$t->check_error_log(
+    allow => [ qr/\[crit\] .*spool scan of "\Q$spool\E" failed /
+               . qr/\(5: Input\/output error\)$/ ]);
+
+done_testing;
