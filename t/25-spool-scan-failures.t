@@ -5,7 +5,9 @@
 # and /metrics counted only that part.  Now the scan fails, says so, and
 # the queue it had still ships.  The failure is injected with an
 # LD_PRELOAD shim (t/shim/failreaddir.c) aimed at the spool directory and
-# switched on and off with a flag file.
+# switched on and off with a flag file.  A segment that can be neither
+# read nor moved to the quarantine used to be logged with no reason at
+# all: now with the errno of the rename that failed.
 
 use strict;
 use warnings;
@@ -103,8 +105,37 @@ SKIP: {
 
 chown $uid, $gid, $store or die "chown $store: $!";
 
+# --- (2) a segment that cannot be read nor moved aside says why
+
+# no zstd frame at all: nothing to rebuild it from, so it is quarantined,
+# into a directory the workers cannot write to
+my $quarantine = "$spool/quarantine";
+mkdir $quarantine unless -d $quarantine;
+chown 0, 0, $quarantine or die "chown $quarantine: $!";
+chmod 0755, $quarantine or die "chmod $quarantine: $!";
+
+my $bad = 'outage,2026-01-01,00,gone-1-1000-00000999,1767225601999.zst';
+$t->write_file("$spool/$bad", "not a segment\n" x 64);
+
+ok(wait_for(sub { $t->grep_log(qr/reading spool segment "\Q$bad\E" /) },
+            10, 'the quarantine fails'),
+   'error.log: reading the unreadable segment failed');
+like(($t->grep_log(qr/reading spool segment "\Q$bad\E" /))[0] // '',
+     qr/ failed \(13: Permission denied\)$/,
+     'saying why: the rename into the quarantine was refused');
+
+chown $uid, $gid, $quarantine or die "chown $quarantine: $!";
+
+ok(wait_for(sub { -f "$quarantine/$bad" }, 10, 'the quarantine'),
+   'once it can, the segment is moved to the quarantine');
+ok(!-e "$spool/$bad", 'and out of the spool');
+is($t->metric('reductrai_spool_quarantined_total'), 1,
+   '/metrics: 1 segment quarantined');
+
 $t->check_error_log(
     allow => [ qr/\[crit\] .*spool scan of "\Q$spool\E" failed /
-               . qr/\(5: Input\/output error\)$/ ]);
+               . qr/\(5: Input\/output error\)$/,
+               qr/\[crit\] .*reading spool segment "\Q$bad\E" failed /
+               . qr/\(13: Permission denied\)$/ ]);
 
 done_testing;
