@@ -7,7 +7,10 @@
 # LD_PRELOAD shim (t/shim/failreaddir.c) aimed at the spool directory and
 # switched on and off with a flag file.  A segment that can be neither
 # read nor moved to the quarantine used to be logged with no reason at
-# all: now with the errno of the rename that failed.
+# all: now with the errno of the rename that failed.  A sealed segment the
+# queue had no memory for was dropped from it silently: now that is logged,
+# and the next scan lists the segment (realloc() made to fail in the event
+# loop by t/shim/failmalloc.c, with a flag file too).
 
 use strict;
 use warnings;
@@ -27,16 +30,26 @@ my $READ_BEFORE_FAILING = 12;
 my $shimmed = !$ENV{TEST_NGINX_ASAN};
 my $shims = tempdir(CLEANUP => 1);
 
-my $t = RdxTest->new;
+# the first growth of a buffer (ngx_http_reductrai_buf_reserve()) asks
+# realloc() for 4096 bytes
+my $REALLOC_SIZE = 4096;
+
+# nginx's environment, filled in once the test dir is known
+my %env;
+my $t = RdxTest->new(env => \%env);
 my $spool = $t->mkdir_worker('spool');
 my $readdir_flag = $t->path('readdir-fails');
+my $realloc_flag = $t->path('realloc-fails');
 
-$t->{env} = {
-    LD_PRELOAD             => shim('failreaddir', $shims),
+%env = (
+    LD_PRELOAD             => join(' ', shim('failreaddir', $shims),
+                                        shim('failmalloc', $shims)),
     RDX_READDIR_FAIL_PATH  => $spool,
     RDX_READDIR_FAIL_FLAG  => $readdir_flag,
     RDX_READDIR_FAIL_AFTER => $READ_BEFORE_FAILING,
-} if $shimmed;
+    RDX_FAIL_REALLOC_SIZE  => $REALLOC_SIZE,
+    RDX_FAIL_FLAG          => $realloc_flag,
+) if $shimmed;
 
 my $up = $t->start_upstream(name => 'vendor', status => 202);
 
@@ -132,10 +145,48 @@ ok(!-e "$spool/$bad", 'and out of the spool');
 is($t->metric('reductrai_spool_quarantined_total'), 1,
    '/metrics: 1 segment quarantined');
 
+# --- (3) a segment the queue has no room for is logged, and ships later
+
+SKIP: {
+    skip 'LD_PRELOAD shims and sanitizers do not mix', 5 unless $shimmed;
+
+    # new workers: their short list of added segments was never allocated,
+    # so the first segment one seals asks realloc() for its 4096 bytes, in
+    # the event loop (the seal and the scan run in threads, spared)
+    $t->reload;
+
+    my $r = $t->http(path => '/', body => '{"id":"unqueued"}');
+    is($r->{status}, 202, 'a record acknowledged');
+
+    # before reductrai_segment_age (1s) seals its segment
+    $t->write_file($realloc_flag, '');
+
+    my $queued = qr/\[alert\] .*queueing "[^"]+" for upload failed /
+                 . qr/\(12: Cannot allocate memory\)$/;
+
+    ok(wait_for(sub { $t->grep_log($queued) }, 10, 'the push fails'),
+       'error.log: queueing the sealed segment failed, and why');
+
+    unlink $realloc_flag or die "unlink $realloc_flag: $!";
+
+    # not lost: the next scan lists it
+    ok(wait_for(sub { my @left = (glob("$spool/*.zst"),
+                                  glob("$spool/*.log"));
+                      !@left }, 10, 'the spool drains'),
+       'the segment left the spool');
+
+    my @ids = map { $_->{body}{id} } grep { ref $_->{body} }
+              $t->archive_records("$store/archive/stream=default");
+    is_deeply(\@ids, [ 'unqueued' ], 'the record shipped, once');
+    is(scalar(() = $t->grep_log($queued)), 1, 'logged once');
+}
+
 $t->check_error_log(
     allow => [ qr/\[crit\] .*spool scan of "\Q$spool\E" failed /
                . qr/\(5: Input\/output error\)$/,
                qr/\[crit\] .*reading spool segment "\Q$bad\E" failed /
-               . qr/\(13: Permission denied\)$/ ]);
+               . qr/\(13: Permission denied\)$/,
+               qr/\[alert\] .*queueing "[^"]+" for upload failed /
+               . qr/\(12: Cannot allocate memory\)$/ ]);
 
 done_testing;
