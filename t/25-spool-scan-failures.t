@@ -62,7 +62,7 @@ RdxTest::write_sealed_segments($spool, $SEGMENTS);
 
 $t->reductrai_config(
     directives => { storage => "file://$store/archive",
-                    segment_age => '1s' },
+                    segment_age => '2s' },
 );
 $t->start;
 
@@ -158,7 +158,8 @@ SKIP: {
     my $r = $t->http(path => '/', body => '{"id":"unqueued"}');
     is($r->{status}, 202, 'a record acknowledged');
 
-    # before reductrai_segment_age (1s) seals its segment
+    # before reductrai_segment_age (2s) seals its segment; not before the
+    # request, whose record's buffers may be new too
     $t->write_file($realloc_flag, '');
 
     my $queued = qr/\[alert\] .*queueing "[^"]+" for upload failed /
