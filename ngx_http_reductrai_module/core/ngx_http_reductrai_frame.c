@@ -13,7 +13,15 @@
 
 #if (defined __x86_64__ && defined __GNUC__)
 #include <nmmintrin.h>
+#include <pthread.h>
 #define NGX_HTTP_REDUCTRAI_CRC32C_SSE42  1
+
+/*
+ * The crc32 instruction takes 3 cycles and can start each cycle: three
+ * lanes of a block run at once and are joined by shifting the register
+ * over a lane of zeros (a linear map, kept as four byte tables).
+ */
+#define NGX_HTTP_REDUCTRAI_CRC32C_LANE   256
 #endif
 
 
@@ -22,6 +30,8 @@ static uint32_t ngx_http_reductrai_crc32c_soft(uint32_t crc, const u_char *p,
 #if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
 static uint32_t ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p,
     size_t len);
+static void ngx_http_reductrai_crc32c_shift_init(void);
+static inline uint32_t ngx_http_reductrai_crc32c_shift(uint32_t k);
 #endif
 static void ngx_http_reductrai_frame_fields(u_char *buf,
     const ngx_http_reductrai_frame_t *f);
@@ -33,6 +43,9 @@ static uint32_t  ngx_http_reductrai_crc32c_table[256];
 static int       ngx_http_reductrai_crc32c_ready;
 #if (NGX_HTTP_REDUCTRAI_CRC32C_SSE42)
 static int       ngx_http_reductrai_crc32c_hw = -1;
+/* the register after NGX_HTTP_REDUCTRAI_CRC32C_LANE zero bytes, by byte */
+static uint32_t  ngx_http_reductrai_crc32c_lane[4][256];
+static pthread_once_t  ngx_http_reductrai_crc32c_once = PTHREAD_ONCE_INIT;
 #endif
 
 
@@ -92,9 +105,39 @@ __attribute__((target("sse4.2")))
 static uint32_t
 ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p, size_t len)
 {
-    uint64_t  k, v;
+    size_t         i;
+    uint64_t       k, k1, k2, v;
+    const u_char  *p1, *p2;
 
     k = (uint32_t) ~crc;
+
+    if (len >= 3 * NGX_HTTP_REDUCTRAI_CRC32C_LANE) {
+        (void) pthread_once(&ngx_http_reductrai_crc32c_once,
+                            ngx_http_reductrai_crc32c_shift_init);
+    }
+
+    while (len >= 3 * NGX_HTTP_REDUCTRAI_CRC32C_LANE) {
+        p1 = p + NGX_HTTP_REDUCTRAI_CRC32C_LANE;
+        p2 = p1 + NGX_HTTP_REDUCTRAI_CRC32C_LANE;
+        k1 = 0;
+        k2 = 0;
+
+        for (i = 0; i < NGX_HTTP_REDUCTRAI_CRC32C_LANE; i += 8) {
+            memcpy(&v, p + i, 8);
+            k = _mm_crc32_u64(k, v);
+            memcpy(&v, p1 + i, 8);
+            k1 = _mm_crc32_u64(k1, v);
+            memcpy(&v, p2 + i, 8);
+            k2 = _mm_crc32_u64(k2, v);
+        }
+
+        /* the register is linear: f(k, A B) = f(k, A 0..0) ^ f(0, B) */
+        k = ngx_http_reductrai_crc32c_shift((uint32_t) k) ^ k1;
+        k = ngx_http_reductrai_crc32c_shift((uint32_t) k) ^ k2;
+
+        p += 3 * NGX_HTTP_REDUCTRAI_CRC32C_LANE;
+        len -= 3 * NGX_HTTP_REDUCTRAI_CRC32C_LANE;
+    }
 
     while (len >= 8) {
         memcpy(&v, p, 8);
@@ -108,6 +151,53 @@ ngx_http_reductrai_crc32c_sse42(uint32_t crc, const u_char *p, size_t len)
     }
 
     return ~(uint32_t) k;
+}
+
+
+__attribute__((target("sse4.2")))
+static void
+ngx_http_reductrai_crc32c_shift_init(void)
+{
+    size_t    i;
+    unsigned  bit, b, j;
+    uint64_t  k;
+    uint32_t  one[32];
+
+    /* the image of each bit of the register over a lane of zeros */
+
+    for (bit = 0; bit < 32; bit++) {
+        k = (uint32_t) 1 << bit;
+
+        for (i = 0; i < NGX_HTTP_REDUCTRAI_CRC32C_LANE; i += 8) {
+            k = _mm_crc32_u64(k, 0);
+        }
+
+        one[bit] = (uint32_t) k;
+    }
+
+    for (j = 0; j < 4; j++) {
+        for (b = 0; b < 256; b++) {
+            k = 0;
+
+            for (bit = 0; bit < 8; bit++) {
+                if (b & (1u << bit)) {
+                    k ^= one[j * 8 + bit];
+                }
+            }
+
+            ngx_http_reductrai_crc32c_lane[j][b] = (uint32_t) k;
+        }
+    }
+}
+
+
+static inline uint32_t
+ngx_http_reductrai_crc32c_shift(uint32_t k)
+{
+    return ngx_http_reductrai_crc32c_lane[0][k & 0xff]
+           ^ ngx_http_reductrai_crc32c_lane[1][(k >> 8) & 0xff]
+           ^ ngx_http_reductrai_crc32c_lane[2][(k >> 16) & 0xff]
+           ^ ngx_http_reductrai_crc32c_lane[3][k >> 24];
 }
 
 #endif
