@@ -203,6 +203,10 @@ my $log = $t->error_log;
 ok(index($log, $ASSERTION) < 0 && index($log, $ASSERTION2) < 0
    && index($log, $HEADER) < 0 && $log !~ /eyJ0eXAiOiJKV1Qi\./,
    'no assertion, identity header or token in error.log');
+# Entra ID's refusal above quoted the assertion it was sent
+ok(index($log, 'stale-assertion') < 0
+   && $log =~ /AADSTS700024: Client assertion \*\*\* is not within/,
+   'an assertion quoted by the token endpoint is scrubbed from its error');
 
 $t->check_error_log;
 done_testing;

@@ -179,7 +179,8 @@ function azure({ dir, tenant, clientId, tokenFile, identityHeader, lifetime, sas
       return refuse(res, 400, 'unauthorized_client', `AADSTS700016: Application with identifier '${form.get('client_id')}' was not found.`);
     }
     if (!expected || form.get('client_assertion') !== expected) {
-      return refuse(res, 401, 'invalid_client', 'AADSTS700024: Client assertion is not within its valid time range.');
+      // quotes what it was sent, as a verbose endpoint (or a proxy's error page) may
+      return refuse(res, 401, 'invalid_client', `AADSTS700024: Client assertion ${form.get('client_assertion')} is not within its valid time range.`);
     }
     return json(res, 200, {
       token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: issue(),
