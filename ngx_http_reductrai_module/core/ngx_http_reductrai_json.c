@@ -298,14 +298,20 @@ ngx_http_reductrai_json_string(const u_char *p, const u_char *end)
 {
     u_char    c;
     size_t    n;
-    uint64_t  v;
+    uint64_t  v, m;
 
     for ( ;; ) {
 
         while (end - p >= 8) {
             memcpy(&v, p, 8);
 
-            if (ngx_http_reductrai_json_special(v)) {
+            m = ngx_http_reductrai_json_special(v);
+
+            if (m) {
+#if (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__)
+                /* borrows run upwards: the lowest flag is a true hit */
+                p += __builtin_ctzll(m) >> 3;
+#endif
                 break;
             }
 
