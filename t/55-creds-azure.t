@@ -182,7 +182,10 @@ sleep $LIFETIME + 1;
 RdxStorage::source_outage($t,
     what    => 'Entra ID refuses the assertion',
     rid     => 'az-refused',
-    break   => sub { $t->write_file('azure-token', "stale-assertion\n") },
+    # longer than the message keeps of a description: a cut-off piece of
+    # it must not stay behind either
+    break   => sub { $t->write_file('azure-token',
+                                    'stale-assertion-' . 'x' x 300 . "\n") },
     heal    => sub { $t->write_file('azure-token', "$ASSERTION2\n") },
     why     => qr/workload identity: HTTP 401 invalid_client: AADSTS700024/,
     records => \&records);

@@ -472,11 +472,13 @@ ngx_http_reductrai_storage_rc_e ngx_http_reductrai_token_bearer(void *data,
 void ngx_http_reductrai_token_free(void *data);
 /*
  * The token of an OAuth2 answer (rc: of its request), with expires_in or
- * expires_on; on failure the reason of an error answer in err.
+ * expires_on; on failure the reason of an error answer in err, without
+ * the secret the request carried (sent: an assertion, a header; or NULL),
+ * should the endpoint quote it.
  */
 ngx_http_reductrai_storage_rc_e ngx_http_reductrai_token_parse(
     ngx_http_reductrai_http_t *h, ngx_http_reductrai_storage_rc_e rc,
-    char *token, size_t size, long *lifetime,
+    const char *sent, char *token, size_t size, long *lifetime,
     ngx_http_reductrai_storage_err_t *err);
 
 /*

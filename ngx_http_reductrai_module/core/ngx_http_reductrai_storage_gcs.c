@@ -410,10 +410,10 @@ ngx_http_reductrai_gcs_fetch(void *data, char *token, size_t size,
     rc = ngx_http_reductrai_http_perform(h, err);
 
     /* {"error":"invalid_grant","error_description":"..."} on failure */
-    rc = ngx_http_reductrai_token_parse(h, rc, token, size, lifetime, err);
+    rc = ngx_http_reductrai_token_parse(h, rc, jwt, token, size, lifetime,
+                                        err);
 
     if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        ngx_http_reductrai_http_scrub(err->message, jwt);
         ngx_http_reductrai_storage_error_prefix(err, "token endpoint");
     }
 

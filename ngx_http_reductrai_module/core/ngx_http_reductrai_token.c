@@ -473,13 +473,9 @@ ngx_http_reductrai_identity_fetch(void *data, char *token, size_t size,
 
     rc = ngx_http_reductrai_http_perform(h, err);
 
-    rc = ngx_http_reductrai_token_parse(h, rc, token, size, lifetime, err);
-
-    /* an error description may quote what was sent */
-    if (rc != NGX_HTTP_REDUCTRAI_STORAGE_OK) {
-        ngx_http_reductrai_http_scrub(err->message, assertion);
-        ngx_http_reductrai_http_scrub(err->message, id->secret);
-    }
+    rc = ngx_http_reductrai_token_parse(h, rc,
+                                        assertion ? assertion : id->secret,
+                                        token, size, lifetime, err);
 
 done:
 
@@ -563,10 +559,11 @@ ngx_http_reductrai_identity_assertion(ngx_http_reductrai_identity_t *id,
 
 ngx_http_reductrai_storage_rc_e
 ngx_http_reductrai_token_parse(ngx_http_reductrai_http_t *h,
-    ngx_http_reductrai_storage_rc_e rc, char *token, size_t size,
-    long *lifetime, ngx_http_reductrai_storage_err_t *err)
+    ngx_http_reductrai_storage_rc_e rc, const char *sent, char *token,
+    size_t size, long *lifetime, ngx_http_reductrai_storage_err_t *err)
 {
     long           in, on;
+    char          *dc;
     json_t        *j, *v;
     const char    *t, *e, *d;
     json_error_t   jerr;
@@ -578,11 +575,25 @@ ngx_http_reductrai_token_parse(ngx_http_reductrai_http_t *h,
         e = json_string_value(json_object_get(j, "error"));
         d = json_string_value(json_object_get(j, "error_description"));
 
+        /*
+         * The description may quote what was sent: scrubbed whole, before
+         * the message cuts it short and leaves a piece no scrub would find.
+         */
+        dc = (d != NULL) ? strdup(d) : NULL;
+
+        if (dc != NULL) {
+            ngx_http_reductrai_http_scrub(dc, sent);
+        }
+
         if (h->status != 0 && e != NULL) {
             ngx_http_reductrai_storage_error(err, h->status, "HTTP %ld "
                                              "%.60s%s%.120s", h->status, e,
-                                             d ? ": " : "", d ? d : "");
+                                             d ? ": " : "",
+                                             dc ? dc : (d ? "..." : ""));
+            ngx_http_reductrai_http_scrub(err->message, sent);
         }
+
+        ngx_http_reductrai_free_secret(dc);
 
         json_decref(j);
         return rc;
