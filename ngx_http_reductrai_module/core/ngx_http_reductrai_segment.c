@@ -296,6 +296,7 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     u_char  first[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
     u_char  last[NGX_HTTP_REDUCTRAI_TS_LEN + 1];
     u_char  hex[65];
+    char    sha[sizeof(",\"sha256\":\"\"") + 64];
     size_t  total;
 
     *ngx_http_reductrai_format_ts(first, t->first_ms < 0 ? 0 : t->first_ms)
@@ -303,7 +304,13 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
     *ngx_http_reductrai_format_ts(last, t->last_ms < 0 ? 0 : t->last_ms)
         = '\0';
 
-    *ngx_http_reductrai_hex(hex, t->sha256, 32) = '\0';
+    /* version 1 only: in version 2 zstd's frame checksum covers the content */
+    sha[0] = '\0';
+
+    if (t->has_sha256) {
+        *ngx_http_reductrai_hex(hex, t->sha256, 32) = '\0';
+        snprintf(sha, sizeof(sha), ",\"sha256\":\"%s\"", hex);
+    }
 
     if (size < 16) {
         return 0;
@@ -311,12 +318,9 @@ ngx_http_reductrai_trailer_build(u_char *buf, size_t size,
 
     n = snprintf((char *) buf + 8, size - 16,
                  "{\"v\":%d,\"count\":%llu,\"first_ts\":\"%s\","
-                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu%s%s%s}",
+                 "\"last_ts\":\"%s\",\"raw_bytes\":%llu%s}",
                  t->has_sha256 ? 1 : 2, (unsigned long long) t->count,
-                 first, last, (unsigned long long) t->raw_bytes,
-                 t->has_sha256 ? ",\"sha256\":\"" : "",
-                 t->has_sha256 ? (char *) hex : "",
-                 t->has_sha256 ? "\"" : "");
+                 first, last, (unsigned long long) t->raw_bytes, sha);
 
     if (n < 0 || (size_t) n >= size - 16) {
         return 0;
