@@ -68,9 +68,10 @@ typedef struct {
 /*
  * A further seal job starts only beside jobs that have run this long: a
  * seal of a normal log takes tens of milliseconds, and two at once per
- * worker compete with the event loops for the CPUs (make bench: p99 at
- * half saturation +1.6 ms with two, +0.0 with one, at 4 KiB); a seal that
- * takes a second holds a slow record (a decompression bomb), and then
+ * worker take both CPUs of a small machine from its event loops (one
+ * make bench run with two ungated: p99 at half saturation +4.2 ms, 4 KiB;
+ * gated runs since: +0.8 to +2.1 ms, within that machine's noise); a seal
+ * that takes a second holds a slow record (a decompression bomb), and then
  * another stream's log must not wait for it.
  */
 #define NGX_HTTP_REDUCTRAI_SEAL_SLOW      1000
@@ -151,7 +152,7 @@ static int ngx_http_reductrai_copy_piece(int fd, off_t *offset,
 static void ngx_http_reductrai_append_done(ngx_event_t *ev);
 static void ngx_http_reductrai_job_timeout(ngx_event_t *ev);
 static void ngx_http_reductrai_seal_enqueue(ngx_http_reductrai_log_t *log);
-static ngx_uint_t ngx_http_reductrai_seals_slow(
+static ngx_uint_t ngx_http_reductrai_seal_may_start(
     ngx_http_reductrai_spool_t *sp);
 static void ngx_http_reductrai_seal_next(void);
 static void ngx_http_reductrai_sealed(ngx_http_reductrai_seal_t *job);
@@ -1410,7 +1411,7 @@ ngx_http_reductrai_seal_next(void)
             continue;
         }
 
-        if (!ngx_http_reductrai_seals_slow(sp)) {
+        if (!ngx_http_reductrai_seal_may_start(sp)) {
             /* the tick tries again */
             return;
         }
@@ -1445,7 +1446,7 @@ ngx_http_reductrai_seal_next(void)
 /* no seal job runs, or each has run for NGX_HTTP_REDUCTRAI_SEAL_SLOW */
 
 static ngx_uint_t
-ngx_http_reductrai_seals_slow(ngx_http_reductrai_spool_t *sp)
+ngx_http_reductrai_seal_may_start(ngx_http_reductrai_spool_t *sp)
 {
     ngx_uint_t  i;
 
